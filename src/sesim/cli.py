@@ -1,0 +1,414 @@
+"""The ``sesim`` command line: flags or a YAML file -> config -> train / translate / demo.
+
+User mistakes (a missing folder, a bad value, a foreign checkpoint) end with one line on stderr,
+``error: ...`` saying what is wrong and what to do, and exit status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sesim.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument parsing.
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def _window(text: str) -> int:
+    """A window side; 0 stands for the whole map (``global``)."""
+    if text.lower() in ("none", "global", "full"):
+        return 0
+    return _positive_int(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exits with status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sesim.config import PRESETS
+
+    parser = _Parser(
+        prog="sesim",
+        description="Structure-preserving unpaired image translation with the "
+        "spatially-correlative loss (F/LSeSim, CVPR 2021).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    # train
+    t = sub.add_parser(
+        "train",
+        help="train a translation model (or continue one with --resume)",
+        description="Train a one-sided F/LSeSim translator on a CycleGAN-layout folder "
+        "(trainA/ trainB/ [testA/ testB/]). Every config field can be set with --set or a "
+        "YAML file; the resolved config is printed and saved as RUN_DIR/config.yaml.",
+    )
+    t.add_argument("--data", type=Path, help="dataset folder with trainA/ and trainB/")
+    t.add_argument(
+        "--preset",
+        default=None,
+        help=f"named starting config (default fsesim): {', '.join(PRESETS)}",
+    )
+    t.add_argument("--out", type=Path, help="run folder for checkpoints, logs, samples")
+    t.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue this run to its total steps"
+    )
+    t.add_argument(
+        "--config", type=Path, help="YAML file of config fields (applied after --preset)"
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set any config field, e.g. --set structure.loss.window=32 (repeatable)",
+    )
+    t.add_argument("--steps", type=_positive_int, help="total optimisation steps")
+    t.add_argument(
+        "--size", type=_positive_int, help="crop size in pixels (load size scales with it)"
+    )
+    t.add_argument("--batch", type=_positive_int, help="images per step")
+    t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    t.add_argument("--seed", type=_nonneg_int, help="seed of all randomness")
+    t.add_argument("--save-every", type=_positive_int, help="checkpoint every K steps")
+    t.add_argument("--keep-last", type=_positive_int, help="checkpoints kept on disk")
+    t.add_argument("--log-every", type=_positive_int, help="log losses every K steps")
+    t.add_argument("--sample-every", type=_positive_int, help="sample grid every K steps")
+    t.add_argument("--lr", type=_positive_float, help="learning rate of G and D")
+    t.add_argument("--lambda", dest="lambda_", type=float, help="weight of the structure loss")
+    t.add_argument("--window", type=_window, help="local key window side, or 'global'")
+    t.add_argument("--queries", type=_positive_int, help="query points per layer")
+    t.add_argument(
+        "--gan-mode", choices=("lsgan", "vanilla", "hinge", "nonsaturating"), help="GAN objective"
+    )
+    t.add_argument(
+        "--vgg-weights",
+        help="imagenet (torch hub cache), auto (ImageNet if cached, else random), random, "
+        "or a .pth file",
+    )
+    t.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="training precision")
+    t.add_argument("--direction", choices=("AtoB", "BtoA"), help="translation direction")
+    t.add_argument("--workers", type=_nonneg_int, help="data-loading worker processes")
+    t.add_argument(
+        "--deterministic", action="store_true", help="deterministic algorithms (exact resume)"
+    )
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    # translate
+    tr = sub.add_parser(
+        "translate",
+        help="translate images with a trained run",
+        description="Translate a file or a folder of images at their own size (padded to the "
+        "network's multiple, cropped back) and write PNGs to --output.",
+    )
+    src = tr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run folder (its newest checkpoint is used)")
+    src.add_argument("--checkpoint", type=Path, help="a checkpoint file")
+    tr.add_argument("--input", type=Path, required=True, help="an image file or a folder")
+    tr.add_argument("--output", type=Path, required=True, help="output folder")
+    tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_translate)
+
+    # data
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_command", metavar="TOOL", parser_class=_Parser)
+    syn = dsub.add_parser(
+        "synthetic",
+        help="write a synthetic unpaired dataset with ground-truth labels",
+        description="Write OUT/trainA trainB testA testB (+ labels/ and meta.json). testA and "
+        "testB are paired by construction; trainA/trainB are unpaired.",
+    )
+    syn.add_argument("out", type=Path, help="output folder (must not exist or be empty)")
+    syn.add_argument("--n", type=_positive_int, default=500, help="training images per domain")
+    syn.add_argument("--n-test", type=_positive_int, default=None, help="test images per domain")
+    syn.add_argument("--size", type=_positive_int, default=128, help="image side in pixels")
+    syn.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
+    syn.add_argument("--task", default="layout", help="layout, shapes or multistyle")
+    syn.set_defaults(func=cmd_data_synthetic)
+    d.set_defaults(func=lambda args: _print_help(d))
+
+    # presets
+    pr = sub.add_parser("presets", help="list the named presets")
+    pr.set_defaults(func=cmd_presets)
+
+    # demo
+    dm = sub.add_parser(
+        "demo",
+        help="synthetic data -> tiny FSeSim training on the CPU -> report (a few minutes)",
+        description="Generate the synthetic dataset, train the tiny FSeSim preset, translate "
+        "the test set and write RUN/index.html. Re-running continues or reuses the run.",
+    )
+    dm.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
+    dm.add_argument("--data", type=Path, default=Path("data/demo"), help="dataset folder")
+    dm.add_argument("--steps", type=_positive_int, default=None, help="override training steps")
+    dm.add_argument("--device", default="cpu", help="device (default cpu)")
+    dm.add_argument("--quiet", action="store_true", help="no progress bar")
+    dm.set_defaults(func=cmd_demo)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands.
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USER_ERROR
+
+
+def resolve_train_config(args: argparse.Namespace) -> Any:
+    """Preset -> YAML -> named flags -> --set pairs, validated."""
+    from sesim.config import apply_overrides, load_yaml, preset, update, validate
+
+    cfg = preset(args.preset or "fsesim")
+    if args.config is not None:
+        cfg = update(cfg, load_yaml(args.config))
+    flat: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    loss: dict[str, Any] = {}
+    structure: dict[str, Any] = {}
+    optim: dict[str, Any] = {}
+    for key in (
+        "steps",
+        "batch",
+        "device",
+        "seed",
+        "save_every",
+        "keep_last",
+        "log_every",
+        "sample_every",
+        "precision",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            flat[key] = value
+    if args.deterministic:
+        flat["deterministic"] = True
+    if args.data is not None:
+        data["root"] = str(args.data)
+    if args.size is not None:
+        data["crop_size"] = args.size
+        data["load_size"] = max(args.size, round(args.size * 286 / 256))
+    if args.direction is not None:
+        data["direction"] = args.direction
+    if args.workers is not None:
+        data["workers"] = args.workers
+    if args.window is not None:
+        loss["window"] = args.window or None
+    if args.queries is not None:
+        loss["num_queries"] = args.queries
+    if args.lambda_ is not None:
+        structure["weight"] = args.lambda_
+    if args.vgg_weights is not None:
+        structure["vgg_weights"] = args.vgg_weights
+    if args.lr is not None:
+        optim["lr"] = args.lr
+    if args.gan_mode is not None:
+        optim["gan_mode"] = args.gan_mode
+    if loss:
+        structure["loss"] = loss
+    nested: dict[str, Any] = dict(flat)
+    for name, part in (("data", data), ("structure", structure), ("optim", optim)):
+        if part:
+            nested[name] = part
+    cfg = update(cfg, nested)
+    cfg = apply_overrides(cfg, args.set)
+    return validate(cfg)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sesim.config import dump_yaml
+    from sesim.train import list_checkpoints, train
+
+    if args.resume is not None:
+        conflicting = [
+            flag
+            for flag, value in (
+                ("--data", args.data),
+                ("--preset", args.preset),
+                ("--out", args.out),
+                ("--config", args.config),
+                ("--steps", args.steps),
+                ("--size", args.size),
+                ("--batch", args.batch),
+                ("--seed", args.seed),
+                ("--set", args.set or None),
+            )
+            if value is not None
+        ]
+        if conflicting:
+            raise UserError(
+                f"--resume continues a run with its saved config; drop {', '.join(conflicting)}"
+            )
+        run = args.resume
+        if not run.is_dir():
+            raise UserError(f"run folder {run} does not exist; give the --out folder of a run")
+        final = train(None, run, resume=True, quiet=args.quiet)  # type: ignore[arg-type]
+        print(f"done: {final}")
+        return 0
+
+    cfg = resolve_train_config(args)
+    print("# resolved config")
+    print(dump_yaml(cfg), end="")
+    if args.dry_run:
+        return 0
+    if args.out is None:
+        raise UserError("give --out RUN_DIR, the folder for this run's checkpoints and reports")
+    if list_checkpoints(args.out):
+        raise UserError(
+            f"{args.out} already holds a run; continue it with 'sesim train --resume {args.out}' "
+            f"or choose another --out"
+        )
+    final = train(cfg, args.out, quiet=args.quiet)
+    print(f"done: {final}\nreport: {args.out / 'index.html'}")
+    return 0
+
+
+def load_generator(run: Path | None, checkpoint: Path | None, device: Any) -> Any:
+    """Rebuild a run's generator from a checkpoint (the run's newest by default)."""
+    from sesim.methods import get_method
+    from sesim.train import config_of, list_checkpoints, load_checkpoint
+
+    if run is not None:
+        if not run.is_dir():
+            raise UserError(f"run folder {run} does not exist")
+        ckpts = list_checkpoints(run)
+        if not ckpts:
+            raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
+        checkpoint = ckpts[-1]
+    assert checkpoint is not None
+    state = load_checkpoint(checkpoint)
+    cfg = config_of(state)
+    G = get_method(cfg.method).build_generator(cfg)
+    try:
+        G.load_state_dict(state["nets"]["G"])
+    except (KeyError, RuntimeError) as exc:
+        raise UserError(
+            f"{checkpoint} does not match a {cfg.method}/{cfg.mode} generator: {str(exc)[:120]}"
+        ) from None
+    return G.to(device).eval(), cfg, int(state["step"])
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from sesim.data.images import filter_images, list_images
+    from sesim.train import resolve_device, translate_folder
+
+    device = resolve_device(args.device)
+    G, _, step = load_generator(args.run, args.checkpoint, device)
+    if args.input.is_dir():
+        paths = filter_images(list_images(args.input, "input images"), "input images")
+    elif args.input.is_file():
+        paths = [args.input]
+    else:
+        raise UserError(f"input {args.input} does not exist; give an image file or a folder")
+    written = translate_folder(G, paths, args.output, device, quiet=args.quiet)
+    print(f"translated {len(written)} image(s) with the step-{step} generator into {args.output}")
+    return 0
+
+
+def cmd_data_synthetic(args: argparse.Namespace) -> int:
+    from sesim.data.synthetic import write_synthetic_dataset
+
+    out = write_synthetic_dataset(
+        args.out,
+        n=args.n,
+        size=args.size,
+        seed=args.seed,
+        task=args.task,
+        n_test=args.n_test,
+        progress=True,
+    )
+    print(f"wrote the {args.task!r} synthetic dataset to {out}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from sesim.config import PRESETS
+
+    for name, fn in PRESETS.items():
+        doc = " ".join((fn.__doc__ or "").split())
+        print(f"{name:<12} {doc[:150]}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sesim.demo import run_demo
+
+    run_demo(args.out, args.data, steps=args.steps, device=args.device, quiet=args.quiet)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point.
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    warnings.filterwarnings("default", category=UserWarning, module="sesim")
+    try:
+        return int(func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,504 @@
+"""Frozen configuration dataclasses and the named presets.
+
+A run is described by one :class:`TrainConfig`. Presets are functions returning a config; the
+CLI only maps flags, ``--set section.field=value`` pairs or a YAML file onto one, validates it
+early, prints it and saves it beside the run (``config.yaml``).
+
+The paper presets follow the authors' public code (``scripts/train_sc.sh``; see
+``shared/reference/public-defaults.md``). One departure applies to all of them: the public code
+counts epochs (200 constant + 200 decaying over horse2zebra's 1,067 images, about 427k
+iterations at batch 1); sesim counts optimisation steps, 400k by default, with the learning rate
+constant for the first half and decaying linearly to zero over the second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from sesim.errors import UserError
+from sesim.losses.spatial import SpatialLossConfig
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are cut.
+
+    Attributes:
+        root: dataset folder in the CycleGAN layout (trainA/ trainB/ testA/ testB/).
+        direction: ``"AtoB"`` or ``"BtoA"``.
+        load_size: images are resized to this before cropping.
+        crop_size: training crop side (the network's input).
+        flip: random horizontal flips.
+        preprocess: ``resize_and_crop``, ``crop``, ``scale_width_and_crop`` or ``none``.
+        workers: data-loading worker processes.
+    """
+
+    root: str = ""
+    direction: Literal["AtoB", "BtoA"] = "AtoB"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    preprocess: Literal["resize_and_crop", "crop", "scale_width_and_crop", "none"] = (
+        "resize_and_crop"
+    )
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator shapes (ResNet generator + PatchGAN).
+
+    Attributes:
+        ngf: generator base filters.
+        n_blocks: generator residual blocks (6 or 9).
+        ndf: discriminator base filters.
+        d_layers: PatchGAN layers (3 gives the 70x70 receptive field).
+        norm: ``instance``, ``batch`` or ``none``.
+        antialias: blur-pool down/up-sampling as in CUT and the public code.
+        init: weight initialisation, ``xavier`` or ``normal`` (also ``kaiming``, ``orthogonal``).
+        init_gain: gain (std) of the initialisation.
+    """
+
+    ngf: int = 64
+    n_blocks: int = 9
+    ndf: int = 64
+    d_layers: int = 3
+    norm: Literal["instance", "batch", "none"] = "instance"
+    antialias: bool = True
+    init: Literal["xavier", "normal", "kaiming", "orthogonal"] = "xavier"
+    init_gain: float = 0.02
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """The spatially-correlative structure loss and its feature extractor.
+
+    Attributes:
+        layers: VGG16 taps.
+        weight: lambda on the structure loss (10 in the paper).
+        vgg_weights: ``imagenet`` (torch hub cache; an error when missing), ``auto`` (ImageNet
+            when cached, else random weights with a notice), ``random``, or a local file path.
+        augment: LSeSim's colour-jittered positive (needed when ``loss.learned``).
+        identity_weight: pixel identity term |G(y) - y|_1 (0 = off).
+        identity_structure_weight: structure loss between y and G(y) (0 = off).
+        loss: the loss settings (queries, window, similarity kind, comparison, learned heads).
+    """
+
+    layers: tuple[str, ...] = ("relu3_1", "relu4_1", "relu4_3")
+    weight: float = 10.0
+    vgg_weights: str = "imagenet"
+    augment: bool = False
+    identity_weight: float = 0.0
+    identity_structure_weight: float = 0.0
+    loss: SpatialLossConfig = field(default_factory=SpatialLossConfig)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisation and schedule.
+
+    Attributes:
+        lr: Adam learning rate of G and D.
+        lr_heads: learning rate of LSeSim's heads.
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        gan_mode: ``lsgan``, ``vanilla``, ``hinge`` or ``nonsaturating``.
+        pool_size: image pool of fakes shown to D (0 = off).
+        decay_fraction: the learning rate decays linearly to 0 over this last fraction of steps.
+    """
+
+    lr: float = 1e-4
+    lr_heads: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gan_mode: Literal["lsgan", "vanilla", "hinge", "nonsaturating"] = "lsgan"
+    pool_size: int = 50
+    decay_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Settings of the baseline recipes (CycleGAN, CUT, FastCUT, perceptual loss).
+
+    Attributes:
+        cycle_weight: CycleGAN's lambda on each cycle-consistency term.
+        cycle_identity: CycleGAN's identity weight, relative to ``cycle_weight``.
+        nce_weight: CUT's lambda on PatchNCE (1 for CUT, 10 for FastCUT).
+        nce_identity: CUT's identity PatchNCE on target-domain images (off for FastCUT).
+        nce_layers: generator layers for PatchNCE; empty = the generator's CUT default.
+        nce_patches: patches sampled per layer.
+        nce_temperature: PatchNCE temperature.
+        perceptual_weight: weight of the VGG-feature L1 between input and translation.
+    """
+
+    cycle_weight: float = 10.0
+    cycle_identity: float = 0.5
+    nce_weight: float = 1.0
+    nce_identity: bool = True
+    nce_layers: tuple[int, ...] = ()
+    nce_patches: int = 256
+    nce_temperature: float = 0.07
+    perceptual_weight: float = 10.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        preset: the preset this config started from (informational).
+        method: training recipe (``sesim``: one-sided F/LSeSim; see ``sesim.methods``).
+        mode: ``single`` (single-modal) translation.
+        steps: total optimisation steps.
+        batch: images per step.
+        seed: seed of every random choice (data, initialisation, query points).
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast + grad scaler).
+        deterministic: deterministic algorithms (exact resume on the CPU).
+        save_every: checkpoint every this many steps (and at the end).
+        keep_last: checkpoints kept on disk.
+        log_every: scalars to TensorBoard and the progress bar every this many steps.
+        sample_every: sample grid and index.html every this many steps.
+        num_samples: test images shown in each sample grid.
+        data: data settings.
+        model: network settings.
+        structure: structure-loss settings.
+        optim: optimisation settings.
+        baseline: settings of the baseline recipes.
+    """
+
+    preset: str = "fsesim"
+    method: str = "sesim"
+    mode: Literal["single"] = "single"
+    steps: int = 400_000
+    batch: int = 1
+    seed: int = 0
+    device: str = "auto"
+    precision: Precision = "fp32"
+    deterministic: bool = False
+    save_every: int = 5000
+    keep_last: int = 3
+    log_every: int = 100
+    sample_every: int = 5000
+    num_samples: int = 4
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    structure: StructureConfig = field(default_factory=StructureConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets.
+
+
+def _fsesim() -> TrainConfig:
+    """FSeSim as the public training script: relu3_1, relu4_1, relu4_3; 256 queries; window 64;
+    ``cos`` comparison of tanh similarities (SmoothL1); lambda 10; ResNet-9 + PatchGAN; lsgan;
+    Adam 1e-4 (0.5, 0.999); pool 50; resize 286, crop 256, flip; batch 1. Departure: steps, not
+    epochs (see the module docstring)."""
+    return TrainConfig(preset="fsesim")
+
+
+def _lsesim() -> TrainConfig:
+    """LSeSim: learned 1x1-conv heads trained by InfoNCE (tau 0.07) on the colour-jittered copy
+    and the detached translation, other images as negatives; window 32, which the authors
+    advise on their issue tracker (their script's default stays at 64)."""
+    base = _fsesim()
+    return replace(
+        base,
+        preset="lsesim",
+        structure=replace(
+            base.structure,
+            augment=True,
+            loss=replace(base.structure.loss, learned=True, window=32),
+        ),
+    )
+
+
+def _table3(row: str) -> Callable[[], TrainConfig]:
+    """Ablation rows of the paper's Table 3, as sesim reads them.
+
+    A: STROTSS-style self-similarity among the random query points only (no dense maps).
+    B: global FSeSim: every position is a query and a key.
+    C: local FSeSim on one layer (relu4_1).
+    D: local FSeSim on relu3_1, relu4_1, relu4_3 (the ``fsesim`` preset with window 32).
+    E: LSeSim on one layer (relu4_1).
+    F: LSeSim on the three layers (the ``lsesim`` preset).
+    """
+
+    def build() -> TrainConfig:
+        base = _fsesim()
+        s, loss = base.structure, base.structure.loss
+        single = ("relu4_1",)
+        local = replace(loss, window=32)
+        learned = replace(local, learned=True)
+        rows = {
+            "A": replace(s, loss=replace(loss, variant="pairwise")),
+            "B": replace(s, loss=replace(loss, variant="global")),
+            "C": replace(s, layers=single, loss=local),
+            "D": replace(s, loss=local),
+            "E": replace(s, layers=single, augment=True, loss=learned),
+            "F": replace(s, augment=True, loss=learned),
+        }
+        return replace(base, preset=f"table3-{row}", structure=rows[row])
+
+    build.__doc__ = f"Table 3 row {row}. " + (_table3.__doc__ or "")
+    return build
+
+
+def _tiny() -> TrainConfig:
+    """CPU preset: 64 px crops (resize 72), 32 filters, 6 residual blocks, batch 4, window 16,
+    64 queries, VGG weights ``auto`` (ImageNet when cached, else random with a notice); 1,500
+    steps with saves every 500. A few minutes on a 2-core CPU."""
+    base = _fsesim()
+    return replace(
+        base,
+        preset="tiny",
+        steps=1500,
+        batch=4,
+        save_every=500,
+        log_every=25,
+        sample_every=250,
+        data=replace(base.data, load_size=72, crop_size=64, workers=0),
+        model=replace(base.model, ngf=32, n_blocks=6),
+        structure=replace(
+            base.structure,
+            vgg_weights="auto",
+            loss=replace(base.structure.loss, window=16, num_queries=64),
+        ),
+        optim=replace(base.optim, lr=2e-4, pool_size=50),
+    )
+
+
+def _tiny_lsesim() -> TrainConfig:
+    """The ``tiny`` CPU preset with LSeSim's learned heads and colour-jitter positives."""
+    base = _tiny()
+    return replace(
+        base,
+        preset="tiny-lsesim",
+        structure=replace(
+            base.structure, augment=True, loss=replace(base.structure.loss, learned=True)
+        ),
+    )
+
+
+PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    "fsesim": _fsesim,
+    "lsesim": _lsesim,
+    **{f"table3-{r}": _table3(r) for r in "ABCDEF"},
+    "tiny": _tiny,
+    "tiny-lsesim": _tiny_lsesim,
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """The named preset's config.
+
+    Raises:
+        UserError: for an unknown name (the message lists the known ones).
+    """
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversions: dict <-> config, dotted overrides, YAML.
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain, YAML-friendly dict of a (nested) config dataclass."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert ``value`` (from YAML or a string flag) to the field's annotated type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except UserError as exc:
+                errors.append(str(exc))
+        raise UserError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        return tuple(str(v).strip() for v in items if str(v).strip())
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UserError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value else int(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: expected a whole number, got {value!r}") from None
+    if annotation is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: expected a number, got {value!r}") from None
+    if annotation is str:
+        return str(value)
+    return value
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build a config dataclass from a (partial) dict, filling the rest with defaults."""
+    return update(cls(), data, where)
+
+
+def update(cfg: Any, data: dict[str, Any], where: str = "") -> Any:
+    """A copy of ``cfg`` with the (nested, partial) values of ``data`` applied and checked."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = _hints(type(cfg))
+    names = {f.name for f in fields(cfg)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        key = str(key).replace("-", "_")
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise UserError(
+                f"unknown config field {path!r}; known fields here: {', '.join(sorted(names))}"
+            )
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = update(current, value, path)
+        else:
+            changes[key] = _coerce(value, hints[key], path)
+    try:
+        return replace(cfg, **changes)
+    except ValueError as exc:  # validation in __post_init__
+        raise UserError(f"{where or 'config'}: {exc}") from None
+
+
+def apply_overrides(cfg: TrainConfig, pairs: list[str]) -> TrainConfig:
+    """Apply ``section.field=value`` strings, e.g. ``structure.loss.window=32``."""
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set expects section.field=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        nested: dict[str, Any] = {}
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+        cfg = update(cfg, nested)
+    return cfg
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file (a nested mapping of config fields)."""
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a mapping of config fields")
+    return data
+
+
+def dump_yaml(cfg: TrainConfig) -> str:
+    """The config as YAML text."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Check values that the types alone cannot; raise UserError with the fix."""
+    checks = [
+        (cfg.steps >= 1, f"steps must be >= 1, got {cfg.steps}"),
+        (cfg.batch >= 1, f"batch must be >= 1, got {cfg.batch}"),
+        (cfg.save_every >= 1, f"save_every must be >= 1, got {cfg.save_every}"),
+        (cfg.keep_last >= 1, f"keep_last must be >= 1, got {cfg.keep_last}"),
+        (cfg.log_every >= 1, f"log_every must be >= 1, got {cfg.log_every}"),
+        (cfg.sample_every >= 1, f"sample_every must be >= 1, got {cfg.sample_every}"),
+        (
+            cfg.data.crop_size >= 16 and cfg.data.crop_size % 4 == 0,
+            f"crop size must be a multiple of 4 and >= 16 (the generator downsamples twice), "
+            f"got {cfg.data.crop_size}",
+        ),
+        (
+            cfg.data.preprocess == "crop"
+            or cfg.data.preprocess == "none"
+            or cfg.data.load_size >= cfg.data.crop_size,
+            f"load_size ({cfg.data.load_size}) must be >= crop_size ({cfg.data.crop_size})",
+        ),
+        (cfg.data.workers >= 0, f"workers must be >= 0, got {cfg.data.workers}"),
+        (cfg.model.ngf >= 1 and cfg.model.ndf >= 1, "ngf and ndf must be >= 1"),
+        (cfg.model.n_blocks >= 0, f"n_blocks must be >= 0, got {cfg.model.n_blocks}"),
+        (cfg.optim.lr > 0, f"lr must be > 0, got {cfg.optim.lr}"),
+        (0 <= cfg.optim.decay_fraction <= 1, "decay_fraction must lie in [0, 1]"),
+        (cfg.optim.pool_size >= 0, f"pool_size must be >= 0, got {cfg.optim.pool_size}"),
+        (cfg.structure.weight >= 0, "structure weight (lambda) must be >= 0"),
+        (len(cfg.structure.layers) >= 1, "give at least one VGG16 layer"),
+        (
+            not cfg.structure.loss.learned or cfg.structure.augment,
+            "learned heads (LSeSim) need augment=true: the colour-jittered copy is their positive",
+        ),
+        (
+            cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:"),
+            f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    from sesim.features.vgg import VGG16_LAYERS
+    from sesim.methods import METHODS
+
+    if cfg.method not in METHODS:
+        raise UserError(f"unknown method {cfg.method!r}; choose one of: {', '.join(METHODS)}")
+
+    unknown = [name for name in cfg.structure.layers if name not in VGG16_LAYERS]
+    if unknown:
+        raise UserError(f"unknown VGG16 layer(s) {unknown}; e.g. relu3_1, relu4_1, relu4_3")
+    return cfg

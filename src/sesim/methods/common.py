@@ -1,0 +1,80 @@
+"""What every training recipe shares: the per-step context and the method interface.
+
+A method is a module with four functions (see :class:`Method`); the training loop only talks to
+methods through them, so adding a recipe means adding one file and one registry entry.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from sesim.config import TrainConfig
+from sesim.losses.adversarial import ImagePool
+
+
+class Nets(Protocol):
+    """The networks of a run, as the training loop sees them."""
+
+    G: nn.Module
+
+    def all_modules(self) -> list[nn.Module]:
+        """Every module, to move them to a device together."""
+        ...
+
+    def trainable(self) -> dict[str, nn.Module]:
+        """Modules with learned weights, by checkpoint key."""
+        ...
+
+
+class Method(Protocol):
+    """A training recipe (a module implementing these functions)."""
+
+    def build(self, cfg: TrainConfig) -> Any: ...
+
+    def build_generator(self, cfg: TrainConfig) -> nn.Module: ...
+
+    def build_optimizers(self, cfg: TrainConfig, nets: Any) -> dict[str, torch.optim.Optimizer]: ...
+
+    def train_step(
+        self, nets: Any, ctx: StepContext, batch: dict[str, Tensor]
+    ) -> dict[str, Tensor]: ...
+
+
+@dataclass
+class StepContext:
+    """Everything a step needs besides networks and data.
+
+    Attributes:
+        cfg: the run's config.
+        optimizers: by name (``G``, ``D``, ``heads``).
+        pool: image pool of fakes for D.
+        generator: CPU generator for query points and the pool.
+        autocast: a context factory for mixed precision.
+        scaler: gradient scaler (fp16) or None.
+    """
+
+    cfg: TrainConfig
+    optimizers: dict[str, torch.optim.Optimizer]
+    pool: ImagePool
+    generator: torch.Generator
+    autocast: type[AbstractContextManager[None]] | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    def amp(self) -> AbstractContextManager[None]:
+        return self.autocast() if self.autocast is not None else nullcontext()
+
+    def update(self, name: str, loss: Tensor) -> None:
+        """Backward and step one optimizer (through the scaler when there is one)."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+        else:
+            loss.backward()
+            opt.step()

@@ -1,0 +1,174 @@
+"""The one-sided SeSim recipe: ResNet generator, PatchGAN and the F/LSeSim structure loss.
+
+One step, in the public code's order:
+
+1. translate: ``fake = G(x)``; VGG features of x (no graph) and of ``fake`` (with graph) are
+   computed once and reused by every loss below;
+2. heads (LSeSim only): InfoNCE on src = [x, x], positives = [fake (detached), jitter(x)],
+   others = [flip(y), flip(jitter(y))] (both spatial axes flipped);
+3. discriminator: real y against a pooled, detached fake;
+4. generator: GAN loss + lambda * structure loss(x, fake) (+ optional identity terms).
+
+VGG stays frozen; no gradient is ever computed for its weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sesim.config import TrainConfig
+from sesim.features.vgg import VGG16Features
+from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
+from sesim.losses.spatial import SpatialCorrelativeLoss
+from sesim.methods.common import StepContext
+from sesim.nets.init import init_weights
+from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+
+
+@dataclass
+class SesimNets:
+    """The networks of one run (owned by the caller, moved to a device by it).
+
+    Attributes:
+        G: generator.
+        D: discriminator.
+        vgg: frozen feature extractor.
+        crit: structure loss (owns LSeSim's heads, if any).
+    """
+
+    G: ResnetGenerator
+    D: NLayerDiscriminator
+    vgg: VGG16Features
+    crit: SpatialCorrelativeLoss
+
+    def all_modules(self) -> list[nn.Module]:
+        """Every module of the run, to move them to a device together."""
+        return [self.G, self.D, self.vgg, self.crit]
+
+    def trainable(self) -> dict[str, nn.Module]:
+        """Modules with learned weights, by checkpoint key."""
+        out: dict[str, nn.Module] = {"G": self.G, "D": self.D}
+        if self.crit.heads is not None:
+            out["heads"] = self.crit.heads
+        return out
+
+
+def build_generator(cfg: TrainConfig) -> ResnetGenerator:
+    """The generator described by ``cfg`` (weights initialised from ``cfg.seed``)."""
+    m = cfg.model
+    G = ResnetGenerator(3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias)
+    init_weights(G, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed))
+    return G
+
+
+def build(cfg: TrainConfig) -> SesimNets:
+    """Networks for ``cfg``, on the CPU, with deterministic initialisation."""
+    m = cfg.model
+    G = build_generator(cfg)
+    D = NLayerDiscriminator(3, m.ndf, m.d_layers, norm=m.norm, antialias=m.antialias)
+    init_weights(D, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
+    vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 3)
+        crit = SpatialCorrelativeLoss(vgg.channels, cfg.structure.loss)
+    return SesimNets(G, D, vgg, crit)
+
+
+def build_optimizers(cfg: TrainConfig, nets: SesimNets) -> dict[str, torch.optim.Optimizer]:
+    """Adam for G, D and (LSeSim) the heads; VGG is in none of them."""
+    o = cfg.optim
+    betas = (o.beta1, o.beta2)
+    opts: dict[str, torch.optim.Optimizer] = {
+        "G": torch.optim.Adam(nets.G.parameters(), lr=o.lr, betas=betas, foreach=True),
+        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr, betas=betas, foreach=True),
+    }
+    if nets.crit.heads is not None:
+        opts["heads"] = torch.optim.Adam(
+            nets.crit.heads.parameters(), lr=o.lr_heads, betas=betas, foreach=True
+        )
+    return opts
+
+
+def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """One optimisation step of every network; returns detached losses for logging.
+
+    Args:
+        nets: the run's networks (in train mode, on the batch's device).
+        ctx: optimizers, pool, generator and precision settings.
+        batch: ``A`` (B, 3, H, W) inputs and ``B`` (B, 3, H, W) target-domain images in
+            [-1, 1]; ``A_aug``/``B_aug`` colour-jittered copies when the heads are learned.
+
+    Returns:
+        Scalar tensors by name (``G_gan``, ``G_struct``, ``D_real``, ``D_fake``, ...).
+    """
+    cfg = ctx.cfg
+    s = cfg.structure
+    real_a, real_b = batch["A"], batch["B"]
+    logs: dict[str, Tensor] = {}
+
+    # Translate; compute each image's VGG features once.
+    with ctx.amp():
+        fake_b = nets.G(real_a)
+        with torch.no_grad():
+            feats_a = nets.vgg(real_a)
+        feats_fake = nets.vgg(fake_b)
+
+    # Heads (LSeSim): pull maps of the same point in structure-preserving views together.
+    if nets.crit.heads is not None:
+        with ctx.amp():
+            with torch.no_grad():
+                aug_a, aug_b = batch["A_aug"], batch["B_aug"]
+                others = torch.cat([real_b, aug_b]).flip(2, 3)
+                feats_aug = nets.vgg(aug_a)
+                feats_oth = nets.vgg(others)
+            src = [torch.cat([f, f]) for f in feats_a]
+            pos = [torch.cat([f.detach(), g]) for f, g in zip(feats_fake, feats_aug)]
+            loss_heads = nets.crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
+        ctx.update("heads", loss_heads)
+        logs["heads_nce"] = loss_heads.detach()
+
+    # Discriminator: real target images against pooled fakes.
+    with ctx.amp():
+        pooled = ctx.pool.query(fake_b.detach(), ctx.generator)
+        d_real, d_fake = discriminator_loss_terms(
+            nets.D(real_b), nets.D(pooled), cfg.optim.gan_mode
+        )
+        loss_d = 0.5 * (d_real + d_fake)
+    ctx.update("D", loss_d)
+    logs["D_real"], logs["D_fake"] = d_real.detach(), d_fake.detach()
+
+    # Generator: fool D while keeping the input's self-similarity.
+    heads = nets.crit.heads
+    frozen = [nets.D] + ([heads] if heads is not None else [])
+    for module in frozen:
+        module.requires_grad_(False)
+    with ctx.amp():
+        loss_gan = generator_loss(nets.D(fake_b), cfg.optim.gan_mode)
+        loss_struct = nets.crit.structure_loss(feats_a, feats_fake, generator=ctx.generator)
+        loss_g = loss_gan + s.weight * loss_struct
+        if s.identity_weight > 0 or s.identity_structure_weight > 0:
+            idt_b = nets.G(real_b)
+            if s.identity_weight > 0:
+                loss_idt = F.l1_loss(idt_b, real_b)
+                loss_g = loss_g + s.identity_weight * loss_idt
+                logs["G_idt"] = loss_idt.detach()
+            if s.identity_structure_weight > 0:
+                with torch.no_grad():
+                    feats_b = nets.vgg(real_b)
+                loss_idt_s = nets.crit.structure_loss(
+                    feats_b, nets.vgg(idt_b), generator=ctx.generator
+                )
+                loss_g = loss_g + s.identity_structure_weight * loss_idt_s
+                logs["G_idt_struct"] = loss_idt_s.detach()
+    ctx.update("G", loss_g)
+    for module in frozen:
+        module.requires_grad_(True)
+    if ctx.scaler is not None:
+        ctx.scaler.update()
+    logs["G_gan"], logs["G_struct"] = loss_gan.detach(), loss_struct.detach()
+    return logs

@@ -1,0 +1,488 @@
+"""The training loop: devices, precision, data order, checkpoints, logging and samples.
+
+Everything random in a run is a function of ``cfg.seed`` and the step: the sample keys (which
+A, which B, crop, flip, jitter) are derived from the seed and the sample counter, and the one
+CPU generator used by the losses and the image pool is checkpointed. A run killed at any moment
+and resumed from its newest complete checkpoint therefore continues exactly as if it had never
+stopped (bit-identical on the CPU with ``deterministic: true``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import sys
+import time
+import warnings
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from sesim.config import TrainConfig, dump_yaml, from_dict, to_dict
+from sesim.data.images import save_image
+from sesim.data.unpaired import UnpairedDataset, UnpairedSampler, derive_seed
+from sesim.errors import UserError
+from sesim.losses.adversarial import ImagePool
+from sesim.methods import StepContext, get_method
+from sesim.report import write_index, write_sample_grid
+
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices and precision.
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; an unavailable device is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+def autocast_factory(
+    precision: str, device: torch.device
+) -> type[AbstractContextManager[None]] | None:
+    """A context-manager class for mixed precision, or None for fp32."""
+    if precision == "fp32":
+        return None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return partial(torch.autocast, device_type=device.type, dtype=dtype)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the sample keys (which A, which B, crop, flip, jitter) are a pure function of the seed
+# and the sample counter, so a loader started at step s yields what the run saw at step s.
+
+
+def make_loader(
+    dataset: UnpairedDataset, cfg: TrainConfig, start_step: int, device: torch.device
+) -> DataLoader[dict[str, Any]]:
+    """An endless loader whose batches for step s are the same whatever step it starts at."""
+    sampler = UnpairedSampler(dataset.len_a, dataset.len_b, cfg.seed, start=start_step * cfg.batch)
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch,
+        sampler=sampler,
+        num_workers=cfg.data.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.workers > 0,
+        drop_last=True,
+    )
+
+
+def make_dataset(cfg: TrainConfig, phase: str = "train") -> UnpairedDataset:
+    """The unpaired dataset described by ``cfg.data``."""
+    d = cfg.data
+    if not d.root:
+        raise UserError("no dataset given: pass --data DIR (a folder with trainA/ and trainB/)")
+    return UnpairedDataset(
+        Path(d.root),
+        phase=phase,
+        direction=d.direction,
+        load_size=d.load_size,
+        crop_size=d.crop_size,
+        flip=d.flip if phase == "train" else False,
+        augment=cfg.structure.augment and phase == "train",
+        preprocess=d.preprocess,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules.
+
+
+def lr_lambda(step: int, total: int, decay_fraction: float) -> float:
+    """Constant, then linear decay to 0 over the last ``decay_fraction`` of ``total`` steps."""
+    decay_steps = round(total * decay_fraction)
+    start = total - decay_steps
+    if decay_steps <= 0 or step < start:
+        return 1.0
+    return max(0.0, 1.0 - (step - start) / decay_steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints.
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files are never listed)."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step_*.pt") if p.is_file())
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states (torch CPU/CUDA, numpy, random)."""
+    np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np_state[1].tolist(),
+        "numpy_pos": int(np_state[2]),
+        "python": json.dumps(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(
+        ("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0)
+    )
+    py = json.loads(state["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a temporary file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a sesim checkpoint with ``weights_only=True``; a foreign file is a user error."""
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}): is it a sesim checkpoint?"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a sesim checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def config_of(state: dict[str, Any]) -> TrainConfig:
+    """The resolved config stored in a checkpoint."""
+    cfg: TrainConfig = from_dict(TrainConfig, state["config"])
+    return cfg
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Interruption: Ctrl-C writes a checkpoint at the next step boundary, a second one aborts.
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if _is_main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if _is_main_thread() and self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples.
+
+
+@torch.no_grad()
+def translate_batch(G: torch.nn.Module, images: Tensor, multiple: int = 4) -> Tensor:
+    """Translate whole images of any size: reflect-pad to the network's multiple, crop back.
+
+    Args:
+        G: generator.
+        images: (B, 3, H, W) in [-1, 1].
+        multiple: the generator's size multiple.
+
+    Returns:
+        (B, 3, H, W) translations.
+    """
+    H, W = images.shape[2:]
+    ph, pw = (-H) % multiple, (-W) % multiple
+    x = images
+    if ph or pw:
+        mode = "reflect" if ph < H and pw < W else "replicate"
+        x = torch.nn.functional.pad(images, (0, pw, 0, ph), mode=mode)
+    return G(x)[:, :, :H, :W]
+
+
+def _fixed_samples(cfg: TrainConfig, device: torch.device) -> Tensor | None:
+    """The first test (else train) A crops, used for every sample grid of the run."""
+    for phase in ("test", "train"):
+        try:
+            ds = make_dataset(replace(cfg, structure=replace(cfg.structure, augment=False)), phase)
+        except UserError:
+            continue
+        n = min(cfg.num_samples, ds.len_a)
+        items = [ds[(i, 0, derive_seed(cfg.seed, 7, i))]["A"] for i in range(n)]
+        return torch.stack(items).to(device)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> Path:
+    """Train (or continue) a run; returns the path of the final checkpoint.
+
+    Args:
+        cfg: resolved config (ignored in favour of the stored one when resuming).
+        run_dir: the run folder (checkpoints, config, logs, samples, index.html).
+        resume: continue from the newest complete checkpoint in ``run_dir``.
+        quiet: no progress bar.
+    """
+    start_step, state = 0, None
+    if resume:
+        ckpts = list_checkpoints(run_dir)
+        if not ckpts:
+            raise UserError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
+        state = load_checkpoint(ckpts[-1])
+        cfg = config_of(state)
+        start_step = int(state["step"])
+    device = resolve_device(cfg.device)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    random.seed(cfg.seed)
+
+    # Data first: a bad folder should fail before anything is built or written.
+    dataset = make_dataset(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+
+    # Networks, optimisers, schedules.
+    method = get_method(cfg.method)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nets = method.build(cfg)
+    for w in caught:
+        print(f"notice: {w.message}", file=sys.stderr)
+    for module in nets.all_modules():
+        module.to(device)
+    optimizers = method.build_optimizers(cfg, nets)
+    schedulers = {
+        name: torch.optim.lr_scheduler.LambdaLR(
+            opt, partial(lr_lambda, total=cfg.steps, decay_fraction=cfg.optim.decay_fraction)
+        )
+        for name, opt in optimizers.items()
+    }
+    pool = ImagePool(cfg.optim.pool_size)
+    generator = torch.Generator().manual_seed(cfg.seed + 4)
+    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
+    ctx = StepContext(
+        cfg, optimizers, pool, generator, autocast_factory(cfg.precision, device), scaler
+    )
+    history: dict[str, Any] = {"step_times": [], "peak_memory": 0}
+
+    if state is not None:
+        for name, module in nets.trainable().items():
+            module.load_state_dict(state["nets"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        pool.load_state_dict(state["pool"])
+        generator.set_state(state["generator"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        history = state.get("history", history)
+
+    def snapshot(step: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "method": cfg.method,
+            "mode": cfg.mode,
+            "step": step,
+            "config": to_dict(cfg),
+            "nets": {k: m.state_dict() for k, m in nets.trainable().items()},
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "pool": pool.state_dict(),
+            "generator": generator.get_state(),
+            "rng": rng_state(),
+            "history": history,
+        }
+
+    def save(step: int) -> Path:
+        path = checkpoint_path(run_dir, step)
+        save_checkpoint(path, snapshot(step))
+        prune_checkpoints(run_dir, cfg.keep_last)
+        return path
+
+    writer = _tensorboard(run_dir)
+    fixed = _fixed_samples(cfg, device)
+    loader = make_loader(dataset, cfg, start_step, device)
+    nets.G.train()
+    nets.D.train()
+    if start_step >= cfg.steps:
+        return list_checkpoints(run_dir)[-1]
+
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start_step,
+        desc=f"train {cfg.preset}",
+        unit="step",
+        disable=quiet,
+        dynamic_ncols=True,
+    )
+    last = None
+    step = start_step
+    with _StopFlag() as stop:
+        batches = iter(loader)
+        while step < cfg.steps:
+            batch = {
+                k: v.to(device, non_blocking=True)
+                for k, v in next(batches).items()
+                if isinstance(v, Tensor)
+            }
+            t0 = time.perf_counter()
+            logs = method.train_step(nets, ctx, batch)
+            for sched in schedulers.values():
+                sched.step()
+            step += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+                history["peak_memory"] = max(
+                    history["peak_memory"], torch.cuda.max_memory_allocated(device)
+                )
+            history["step_times"] = (history["step_times"] + [time.perf_counter() - t0])[-500:]
+
+            # Logging (the only place losses leave the device).
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                values = {k: float(v) for k, v in logs.items()}
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                if writer is not None:
+                    for k, v in values.items():
+                        writer.add_scalar(f"loss/{k}", v, step)
+                    writer.add_scalar("lr", schedulers["G"].get_last_lr()[0], step)
+            bar.update(1)
+            if fixed is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
+                _write_samples(nets.G, fixed, run_dir, step, writer)
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                last = save(step)
+            if stop.requested:
+                if step % cfg.save_every != 0 and step != cfg.steps:
+                    last = save(step)
+                bar.close()
+                print(
+                    f"stopped at step {step}; checkpoint written. Continue with: "
+                    f"sesim train --resume {run_dir}",
+                    file=sys.stderr,
+                )
+                raise KeyboardInterrupt
+    bar.close()
+    if writer is not None:
+        writer.close()
+    times = history["step_times"]
+    summary = {
+        "steps": cfg.steps,
+        "median_step_ms": 1000 * statistics.median(times) if times else math.nan,
+        "peak_memory_bytes": history["peak_memory"],
+        "device": str(device),
+    }
+    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    assert last is not None
+    return last
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard missing: scalars go only to the progress bar
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
+def _write_samples(
+    G: torch.nn.Module, fixed: Tensor, run_dir: Path, step: int, writer: Any
+) -> None:
+    G.eval()
+    fake = translate_batch(G, fixed)
+    G.train()
+    grid = write_sample_grid(
+        fixed, [fake], run_dir / "samples" / f"step_{step:08d}.png", labels=["input", "output"]
+    )
+    if writer is not None:
+        writer.add_images("samples", (torch.cat([fixed, fake]).cpu() + 1) / 2, step)
+    write_index(run_dir)
+    del grid
+
+
+def translate_folder(
+    G: torch.nn.Module,
+    paths: list[Path],
+    out_dir: Path,
+    device: torch.device,
+    quiet: bool = False,
+) -> list[Path]:
+    """Translate image files one by one at their own size and save PNGs into ``out_dir``."""
+    from sesim.data.images import load_rgb, to_tensor
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    G.eval()
+    for path in tqdm(paths, desc="translate", unit="img", disable=quiet):
+        x = to_tensor(load_rgb(path)).unsqueeze(0).to(device)
+        y = translate_batch(G, x)
+        target = out_dir / (path.stem + ".png")
+        save_image(y[0].cpu(), target)
+        written.append(target)
+    return written
+
+
+def copy_config(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
