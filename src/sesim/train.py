@@ -318,11 +318,11 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         )
         for name, opt in optimizers.items()
     }
-    pool = ImagePool(cfg.optim.pool_size)
+    pools = {name: ImagePool(cfg.optim.pool_size) for name in method.POOLS}
     generator = torch.Generator().manual_seed(cfg.seed + 4)
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     ctx = StepContext(
-        cfg, optimizers, pool, generator, autocast_factory(cfg.precision, device), scaler
+        cfg, optimizers, pools, generator, autocast_factory(cfg.precision, device), scaler
     )
     history: dict[str, Any] = {"step_times": [], "peak_memory": 0}
 
@@ -333,7 +333,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
-        pool.load_state_dict(state["pool"])
+        for name, pool in pools.items():
+            pool.load_state_dict(state["pools"][name])
         generator.set_state(state["generator"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -351,7 +352,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
             "scaler": scaler.state_dict() if scaler is not None else {},
-            "pool": pool.state_dict(),
+            "pools": {k: p.state_dict() for k, p in pools.items()},
             "generator": generator.get_state(),
             "rng": rng_state(),
             "history": history,

@@ -32,7 +32,14 @@ class Nets(Protocol):
 
 
 class Method(Protocol):
-    """A training recipe (a module implementing these functions)."""
+    """A training recipe (a module implementing these functions).
+
+    Attributes:
+        POOLS: names of the image pools the recipe uses (``ctx.pools[name]``); the loop creates
+            and checkpoints them.
+    """
+
+    POOLS: tuple[str, ...]
 
     def build(self, cfg: TrainConfig) -> Any: ...
 
@@ -52,7 +59,7 @@ class StepContext:
     Attributes:
         cfg: the run's config.
         optimizers: by name (``G``, ``D``, ``heads``).
-        pool: image pool of fakes for D.
+        pools: image pools of fakes for the discriminators, by the names in ``method.POOLS``.
         generator: CPU generator for query points and the pool.
         autocast: a context factory for mixed precision.
         scaler: gradient scaler (fp16) or None.
@@ -60,7 +67,7 @@ class StepContext:
 
     cfg: TrainConfig
     optimizers: dict[str, torch.optim.Optimizer]
-    pool: ImagePool
+    pools: dict[str, ImagePool]
     generator: torch.Generator
     autocast: type[AbstractContextManager[None]] | None = None
     scaler: torch.amp.GradScaler | None = None

@@ -28,6 +28,8 @@ from sesim.methods.common import StepContext
 from sesim.nets.init import init_weights
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
+POOLS = ("fake_B",)
+
 
 @dataclass
 class SesimNets:
@@ -134,7 +136,7 @@ def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> d
 
     # Discriminator: real target images against pooled fakes.
     with ctx.amp():
-        pooled = ctx.pool.query(fake_b.detach(), ctx.generator)
+        pooled = ctx.pools["fake_B"].query(fake_b.detach(), ctx.generator)
         d_real, d_fake = discriminator_loss_terms(
             nets.D(real_b), nets.D(pooled), cfg.optim.gan_mode
         )
