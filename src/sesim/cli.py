@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="set any config field, e.g. --set structure.loss.window=32 (repeatable)",
     )
+    t.add_argument(
+        "--method",
+        help="training recipe: sesim (default), cyclegan, cut, fastcut or perceptual",
+    )
     t.add_argument("--steps", type=_positive_int, help="total optimisation steps")
     t.add_argument(
         "--size", type=_positive_int, help="crop size in pixels (load size scales with it)"
@@ -132,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="training precision")
     t.add_argument("--direction", choices=("AtoB", "BtoA"), help="translation direction")
     t.add_argument("--workers", type=_nonneg_int, help="data-loading worker processes")
+    t.add_argument(
+        "--channels-last", action="store_true", help="channels-last memory format (GPU speed)"
+    )
+    t.add_argument("--compile", action="store_true", help="torch.compile the trained networks")
     t.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms (exact resume)"
     )
@@ -172,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--task", default="layout", help="layout, shapes or multistyle")
     syn.set_defaults(func=cmd_data_synthetic)
     d.set_defaults(func=lambda args: _print_help(d))
+
+    # eval
+    from sesim.evaluate import add_eval_parser
+
+    add_eval_parser(sub)
 
     # presets
     pr = sub.add_parser("presets", help="list the named presets")
@@ -215,6 +228,7 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
     structure: dict[str, Any] = {}
     optim: dict[str, Any] = {}
     for key in (
+        "method",
         "steps",
         "batch",
         "device",
@@ -228,8 +242,9 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
         value = getattr(args, key)
         if value is not None:
             flat[key] = value
-    if args.deterministic:
-        flat["deterministic"] = True
+    for flag in ("deterministic", "channels_last", "compile"):
+        if getattr(args, flag):
+            flat[flag] = True
     if args.data is not None:
         data["root"] = str(args.data)
     if args.size is not None:
@@ -272,6 +287,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             for flag, value in (
                 ("--data", args.data),
                 ("--preset", args.preset),
+                ("--method", args.method),
                 ("--out", args.out),
                 ("--config", args.config),
                 ("--steps", args.steps),
@@ -290,12 +306,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not run.is_dir():
             raise UserError(f"run folder {run} does not exist; give the --out folder of a run")
         final = train(None, run, resume=True, quiet=args.quiet)  # type: ignore[arg-type]
-        print(f"done: {final}")
+        if os.environ.get("RANK", "0") == "0":
+            print(f"done: {final}")
         return 0
 
     cfg = resolve_train_config(args)
-    print("# resolved config")
-    print(dump_yaml(cfg), end="")
+    main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:
+        print("# resolved config")
+        print(dump_yaml(cfg), end="")
     if args.dry_run:
         return 0
     if args.out is None:
@@ -306,7 +325,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"or choose another --out"
         )
     final = train(cfg, args.out, quiet=args.quiet)
-    print(f"done: {final}\nreport: {args.out / 'index.html'}")
+    if main_process:
+        print(f"done: {final}\nreport: {args.out / 'index.html'}")
     return 0
 
 

@@ -130,14 +130,22 @@ class OptimConfig:
 class BaselineConfig:
     """Settings of the baseline recipes (CycleGAN, CUT, FastCUT, perceptual loss).
 
+    The baselines share the run's generator, discriminator, data, step budget and ``optim``
+    settings (learning rate, betas, GAN objective, image pool, schedule) with the SeSim recipe,
+    so that only the objective differs between methods.
+
     Attributes:
-        cycle_weight: CycleGAN's lambda on each cycle-consistency term.
-        cycle_identity: CycleGAN's identity weight, relative to ``cycle_weight``.
+        cycle_weight: CycleGAN's lambda on each cycle-consistency term (``--lambda_A`` and
+            ``--lambda_B``, both 10).
+        cycle_identity: CycleGAN's identity weight, relative to ``cycle_weight``
+            (``--lambda_identity`` 0.5: the identity L1 is weighted 10 * 0.5 = 5); 0 = off.
         nce_weight: CUT's lambda on PatchNCE (1 for CUT, 10 for FastCUT).
         nce_identity: CUT's identity PatchNCE on target-domain images (off for FastCUT).
-        nce_layers: generator layers for PatchNCE; empty = the generator's CUT default.
-        nce_patches: patches sampled per layer.
-        nce_temperature: PatchNCE temperature.
+        nce_layers: generator layers for PatchNCE (indices into ``ResnetGenerator.model``);
+            empty = the generator's CUT default (``ResnetGenerator.default_nce_layers``).
+        nce_patches: patches sampled per layer (CUT's ``--num_patches``).
+        nce_temperature: PatchNCE temperature (CUT's ``--nce_T``).
+        nce_mlp_channels: output width of CUT's projection MLPs (``--netF_nc``).
         perceptual_weight: weight of the VGG-feature L1 between input and translation.
     """
 
@@ -148,6 +156,7 @@ class BaselineConfig:
     nce_layers: tuple[int, ...] = ()
     nce_patches: int = 256
     nce_temperature: float = 0.07
+    nce_mlp_channels: int = 256
     perceptual_weight: float = 10.0
 
 
@@ -164,6 +173,8 @@ class TrainConfig:
         seed: seed of every random choice (data, initialisation, query points).
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast + grad scaler).
+        channels_last: channels-last memory format for networks and batches (faster on GPUs).
+        compile: ``torch.compile`` the trained networks.
         deterministic: deterministic algorithms (exact resume on the CPU).
         save_every: checkpoint every this many steps (and at the end).
         keep_last: checkpoints kept on disk.
@@ -185,6 +196,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: Precision = "fp32"
+    channels_last: bool = False
+    compile: bool = False
     deterministic: bool = False
     save_every: int = 5000
     keep_last: int = 3
@@ -259,17 +272,17 @@ def _table3(row: str) -> Callable[[], TrainConfig]:
 
 def _tiny() -> TrainConfig:
     """CPU preset: 64 px crops (resize 72), 32 filters, 6 residual blocks, batch 4, window 16,
-    64 queries, VGG weights ``auto`` (ImageNet when cached, else random with a notice); 1,500
-    steps with saves every 500. A few minutes on a 2-core CPU."""
+    64 queries, VGG weights ``auto`` (ImageNet when cached, else random with a notice); 800
+    steps with saves every 200. A few minutes on a 2-core CPU."""
     base = _fsesim()
     return replace(
         base,
         preset="tiny",
-        steps=1500,
+        steps=800,
         batch=4,
-        save_every=500,
-        log_every=25,
-        sample_every=250,
+        save_every=200,
+        log_every=20,
+        sample_every=100,
         data=replace(base.data, load_size=72, crop_size=64, workers=0),
         model=replace(base.model, ngf=32, n_blocks=6),
         structure=replace(
@@ -293,12 +306,74 @@ def _tiny_lsesim() -> TrainConfig:
     )
 
 
+def _baseline(name: str, method: str, **baseline: Any) -> TrainConfig:
+    """``fsesim`` with another recipe and baseline settings (helper of the baseline presets)."""
+    base = _fsesim()
+    return replace(base, preset=name, method=method, baseline=replace(base.baseline, **baseline))
+
+
+def _cyclegan() -> TrainConfig:
+    """CycleGAN (Zhu et al. 2017) as ``models/cycle_gan_model.py``: a second generator B->A and a
+    second PatchGAN for domain A; cycle L1 weight 10 on both cycles; identity L1 weight
+    10 * 0.5; two image pools. Departure: the networks, data, schedule and ``optim`` (Adam 1e-4,
+    pool 50) are those of ``fsesim`` for a like-for-like comparison (CycleGAN: lr 2e-4, no
+    anti-aliasing), and steps are counted instead of epochs."""
+    return _baseline("cyclegan", "cyclegan")
+
+
+def _cut() -> TrainConfig:
+    """CUT (Park et al. 2020) as ``models/cut_model.py --CUT_mode CUT``: PatchNCE (weight 1,
+    tau 0.07, 256 patches) on the generator's layers 0,4,8,12,16 with 2-layer MLP heads (256
+    channels), identity PatchNCE on target images. Departures: ``optim`` as ``fsesim`` (Adam
+    1e-4 for G, D and the heads, pool 50; CUT: lr 2e-4, no pool), steps instead of epochs."""
+    return _baseline("cut", "cut", nce_weight=1.0, nce_identity=True)
+
+
+def _fastcut() -> TrainConfig:
+    """FastCUT (``--CUT_mode FastCUT``): PatchNCE weight 10, no identity PatchNCE. Departures:
+    those of ``cut``, and no flip-equivariance augmentation (FastCUT's ``--flip_equivariance``,
+    an optional regulariser, is not implemented); CUT's shorter 150+50-epoch FastCUT schedule is
+    not applied either (the same step budget as every method)."""
+    return _baseline("fastcut", "fastcut", nce_weight=10.0, nce_identity=False)
+
+
+def _perceptual() -> TrainConfig:
+    """One-sided GAN + perceptual loss: weight 10 on the L1 distance between the VGG16 features
+    (relu3_1, relu4_1, relu4_3, as the structure loss) of the input and of its translation,
+    averaged over layers: a content (perceptual) loss in the sense of Johnson et al. 2016 used as
+    the structure term. No public code to follow; every other setting is that of ``fsesim``."""
+    return _baseline("perceptual", "perceptual", perceptual_weight=10.0)
+
+
+def _tiny_baseline(name: str, paper: Callable[[], TrainConfig]) -> Callable[[], TrainConfig]:
+    """The ``tiny`` CPU preset trained with a baseline recipe and its paper preset's settings."""
+
+    def build() -> TrainConfig:
+        cfg = paper()
+        return replace(_tiny(), preset=name, method=cfg.method, baseline=cfg.baseline)
+
+    build.__doc__ = (
+        f"CPU variant of ``{paper().preset}``: the ``tiny`` networks, data and schedule (64 px, "
+        f"32 filters, 6 blocks, batch 4, Adam 2e-4, pool 50, 1,500 steps) with that recipe. "
+        + (paper.__doc__ or "")
+    )
+    return build
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "fsesim": _fsesim,
     "lsesim": _lsesim,
     **{f"table3-{r}": _table3(r) for r in "ABCDEF"},
     "tiny": _tiny,
     "tiny-lsesim": _tiny_lsesim,
+    "cyclegan": _cyclegan,
+    "cut": _cut,
+    "fastcut": _fastcut,
+    "perceptual": _perceptual,
+    "tiny-cyclegan": _tiny_baseline("tiny-cyclegan", _cyclegan),
+    "tiny-cut": _tiny_baseline("tiny-cut", _cut),
+    "tiny-fastcut": _tiny_baseline("tiny-fastcut", _fastcut),
+    "tiny-perceptual": _tiny_baseline("tiny-perceptual", _perceptual),
 }
 
 
@@ -356,7 +431,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise UserError(f"{where}: expected a list, got {value!r}")
-        return tuple(str(v).strip() for v in items if str(v).strip())
+        item_type = args[0] if args else str
+        items = [v.strip() if isinstance(v, str) else v for v in items]
+        return tuple(_coerce(v, item_type, where) for v in items if v != "")
     if annotation is bool:
         if isinstance(value, bool):
             return value

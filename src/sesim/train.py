@@ -19,16 +19,18 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from sesim.config import TrainConfig, dump_yaml, from_dict, to_dict
@@ -70,11 +72,90 @@ def autocast_factory(
 # and the sample counter, so a loader started at step s yields what the run saw at step s.
 
 
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a (possibly single-process) run.
+
+    Attributes:
+        rank: global rank.
+        world: number of processes.
+        local_rank: rank on this machine (selects the GPU).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Whether this process logs and writes checkpoints."""
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> Dist:
+    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local)
+    return Dist(rank, world, local)
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """All-reduce and average gradients across ranks (one flat buffer per call)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
+
+
+class RankSampler(Sampler[tuple[int, int, int]]):
+    """This rank's share of the global key sequence of :class:`UnpairedSampler`.
+
+    Step t of rank r (counting from ``start``, the number of samples already consumed by all
+    ranks) takes positions ``start + (t * world + r) * batch + j``, j < batch. With one process
+    this is simply ``start, start + 1, ...``.
+    """
+
+    def __init__(self, keys: UnpairedSampler, start: int, batch: int, dist_info: Dist) -> None:
+        self.keys, self.start, self.batch, self.dist = keys, start, batch, dist_info
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        if self.dist.world == 1:
+            yield from iter(
+                UnpairedSampler(self.keys.len_a, self.keys.len_b, self.keys.seed, start=self.start)
+            )
+            return
+        t = 0
+        while True:
+            base = self.start + (t * self.dist.world + self.dist.rank) * self.batch
+            for j in range(self.batch):
+                yield self.keys.key(base + j)
+            t += 1
+
+
 def make_loader(
-    dataset: UnpairedDataset, cfg: TrainConfig, start_step: int, device: torch.device
+    dataset: UnpairedDataset,
+    cfg: TrainConfig,
+    start_sample: int,
+    device: torch.device,
+    dist_info: Dist | None = None,
 ) -> DataLoader[dict[str, Any]]:
     """An endless loader whose batches for step s are the same whatever step it starts at."""
-    sampler = UnpairedSampler(dataset.len_a, dataset.len_b, cfg.seed, start=start_step * cfg.batch)
+    keys = UnpairedSampler(dataset.len_a, dataset.len_b, cfg.seed)
+    sampler = RankSampler(keys, start_sample, cfg.batch, dist_info or Dist())
     return DataLoader(
         dataset,
         batch_size=cfg.batch,
@@ -274,7 +355,10 @@ def _fixed_samples(cfg: TrainConfig, device: torch.device) -> Tensor | None:
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> Path:
-    """Train (or continue) a run; returns the path of the final checkpoint.
+    """Train (or continue) a run; returns the path of the newest checkpoint.
+
+    Under ``torchrun`` every rank runs this function: ranks draw their own samples and query
+    points, average their gradients before each optimiser step, and only rank 0 logs and writes.
 
     Args:
         cfg: resolved config (ignored in favour of the stored one when resuming).
@@ -290,27 +374,32 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         state = load_checkpoint(ckpts[-1])
         cfg = config_of(state)
         start_step = int(state["step"])
+    ranks = init_distributed(cfg.device)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and ranks.world > 1:
+        device = torch.device("cuda", ranks.local_rank)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed + ranks.rank)
+    np.random.seed((cfg.seed + ranks.rank) % 2**32)
+    random.seed(cfg.seed + ranks.rank)
 
     # Data first: a bad folder should fail before anything is built or written.
     dataset = make_dataset(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    if ranks.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
 
-    # Networks, optimisers, schedules.
+    # Networks (identical on every rank: initialisation is seeded by cfg.seed), optimisers.
     method = get_method(cfg.method)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         nets = method.build(cfg)
-    for w in caught:
+    for w in caught if ranks.main else []:
         print(f"notice: {w.message}", file=sys.stderr)
+    memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
     for module in nets.all_modules():
-        module.to(device)
+        module.to(device=device, memory_format=memory_format)
     optimizers = method.build_optimizers(cfg, nets)
     schedulers = {
         name: torch.optim.lr_scheduler.LambdaLR(
@@ -319,12 +408,14 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         for name, opt in optimizers.items()
     }
     pools = {name: ImagePool(cfg.optim.pool_size) for name in method.POOLS}
-    generator = torch.Generator().manual_seed(cfg.seed + 4)
+    generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 4, ranks.rank))
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
+    sync = partial(average_gradients, world=ranks.world) if ranks.world > 1 else None
     ctx = StepContext(
-        cfg, optimizers, pools, generator, autocast_factory(cfg.precision, device), scaler
+        cfg, optimizers, pools, generator, autocast_factory(cfg.precision, device), scaler, sync
     )
     history: dict[str, Any] = {"step_times": [], "peak_memory": 0}
+    samples = start_step * cfg.batch * ranks.world
 
     if state is not None:
         for name, module in nets.trainable().items():
@@ -335,11 +426,20 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             sched.load_state_dict(state["schedulers"][name])
         for name, pool in pools.items():
             pool.load_state_dict(state["pools"][name])
-        generator.set_state(state["generator"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        same_ranks = int(state.get("world", 1)) == ranks.world
+        if same_ranks and ranks.main:
+            generator.set_state(state["generator"])
+            set_rng_state(state["rng"])
+        elif not same_ranks:  # a changed number of ranks: fresh per-rank streams
+            generator.manual_seed(derive_seed(cfg.seed, 4, ranks.rank, start_step))
+        samples = int(state.get("samples", samples))
         history = state.get("history", history)
+    trainable = nets.trainable()
+    if cfg.compile:
+        for module in trainable.values():
+            module.compile()
 
     def snapshot(step: int) -> dict[str, Any]:
         return {
@@ -347,8 +447,10 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             "method": cfg.method,
             "mode": cfg.mode,
             "step": step,
+            "samples": samples,
+            "world": ranks.world,
             "config": to_dict(cfg),
-            "nets": {k: m.state_dict() for k, m in nets.trainable().items()},
+            "nets": {k: _plain_state(m) for k, m in trainable.items()},
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
             "scaler": scaler.state_dict() if scaler is not None else {},
@@ -358,17 +460,19 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             "history": history,
         }
 
-    def save(step: int) -> Path:
+    def save(step: int) -> Path | None:
+        if not ranks.main:
+            return None
         path = checkpoint_path(run_dir, step)
         save_checkpoint(path, snapshot(step))
         prune_checkpoints(run_dir, cfg.keep_last)
         return path
 
-    writer = _tensorboard(run_dir)
-    fixed = _fixed_samples(cfg, device)
-    loader = make_loader(dataset, cfg, start_step, device)
-    nets.G.train()
-    nets.D.train()
+    writer = _tensorboard(run_dir) if ranks.main else None
+    fixed = _fixed_samples(cfg, device) if ranks.main else None
+    loader = make_loader(dataset, cfg, samples, device, ranks)
+    for module in trainable.values():
+        module.train()
     if start_step >= cfg.steps:
         return list_checkpoints(run_dir)[-1]
 
@@ -377,7 +481,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         initial=start_step,
         desc=f"train {cfg.preset}",
         unit="step",
-        disable=quiet,
+        disable=quiet or not ranks.main,
         dynamic_ncols=True,
     )
     last = None
@@ -386,7 +490,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         batches = iter(loader)
         while step < cfg.steps:
             batch = {
-                k: v.to(device, non_blocking=True)
+                k: v.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                 for k, v in next(batches).items()
                 if isinstance(v, Tensor)
             }
@@ -395,6 +499,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             for sched in schedulers.values():
                 sched.step()
             step += 1
+            samples += cfg.batch * ranks.world
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
                 history["peak_memory"] = max(
@@ -403,7 +508,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             history["step_times"] = (history["step_times"] + [time.perf_counter() - t0])[-500:]
 
             # Logging (the only place losses leave the device).
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if ranks.main and (step % cfg.log_every == 0 or step == cfg.steps):
                 values = {k: float(v) for k, v in logs.items()}
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 if writer is not None:
@@ -414,30 +519,69 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             if fixed is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
                 _write_samples(nets.G, fixed, run_dir, step, writer)
             if step % cfg.save_every == 0 or step == cfg.steps:
-                last = save(step)
-            if stop.requested:
+                last = save(step) or last
+            if _stop_requested(stop.requested, ranks):
                 if step % cfg.save_every != 0 and step != cfg.steps:
-                    last = save(step)
+                    last = save(step) or last
                 bar.close()
-                print(
-                    f"stopped at step {step}; checkpoint written. Continue with: "
-                    f"sesim train --resume {run_dir}",
-                    file=sys.stderr,
-                )
+                if ranks.main:
+                    print(
+                        f"stopped at step {step}; checkpoint written. Continue with: "
+                        f"sesim train --resume {run_dir}",
+                        file=sys.stderr,
+                    )
                 raise KeyboardInterrupt
     bar.close()
     if writer is not None:
         writer.close()
+    checksums = _rank_checksums(trainable, ranks)
     times = history["step_times"]
     summary = {
         "steps": cfg.steps,
         "median_step_ms": 1000 * statistics.median(times) if times else math.nan,
         "peak_memory_bytes": history["peak_memory"],
         "device": str(device),
+        "world_size": ranks.world,
+        "rank_checksums": checksums,
+        "ranks_in_sync": len(set(checksums)) == 1,
     }
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    assert last is not None
-    return last
+    if ranks.main:
+        (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        write_index(run_dir)
+    if ranks.world > 1:
+        dist.barrier()
+    return last if last is not None else list_checkpoints(run_dir)[-1]
+
+
+def _plain_state(module: torch.nn.Module) -> dict[str, Any]:
+    """A state dict without the prefixes that compilation adds."""
+    return {k.replace("_orig_mod.", ""): v for k, v in module.state_dict().items()}
+
+
+def _stop_requested(local: bool, ranks: Dist) -> bool:
+    """Whether any rank was interrupted (all ranks stop at the same step)."""
+    if ranks.world == 1:
+        return local
+    flag = torch.tensor([1.0 if local else 0.0])
+    dist.all_reduce(flag)
+    return bool(flag.item() > 0)
+
+
+def _rank_checksums(trainable: dict[str, torch.nn.Module], ranks: Dist) -> list[str]:
+    """A hash of every trainable weight, gathered from every rank."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(trainable):
+        for key, value in sorted(_plain_state(trainable[name]).items()):
+            h.update(key.encode())
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    digest = h.hexdigest()[:16]
+    if ranks.world == 1:
+        return [digest]
+    gathered: list[Any] = [None] * ranks.world
+    dist.all_gather_object(gathered, digest)
+    return [str(g) for g in gathered]
 
 
 def _tensorboard(run_dir: Path) -> Any:

@@ -15,6 +15,10 @@ from sesim.methods.common import Method, StepContext
 #: method name -> module path
 METHODS: dict[str, str] = {
     "sesim": "sesim.methods.sesim",
+    "cyclegan": "sesim.methods.cyclegan",
+    "cut": "sesim.methods.cut",
+    "fastcut": "sesim.methods.cut",
+    "perceptual": "sesim.methods.perceptual",
 }
 
 

@@ -6,6 +6,7 @@ methods through them, so adding a recipe means adding one file and one registry 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -63,6 +64,7 @@ class StepContext:
         generator: CPU generator for query points and the pool.
         autocast: a context factory for mixed precision.
         scaler: gradient scaler (fp16) or None.
+        sync: averages gradients across ranks before each step (multi-process runs), or None.
     """
 
     cfg: TrainConfig
@@ -71,6 +73,7 @@ class StepContext:
     generator: torch.Generator
     autocast: type[AbstractContextManager[None]] | None = None
     scaler: torch.amp.GradScaler | None = None
+    sync: Callable[[list[nn.Parameter]], None] | None = None
 
     def amp(self) -> AbstractContextManager[None]:
         return self.autocast() if self.autocast is not None else nullcontext()
@@ -79,9 +82,10 @@ class StepContext:
         """Backward and step one optimizer (through the scaler when there is one)."""
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        if self.sync is not None:
+            self.sync([p for group in opt.param_groups for p in group["params"]])
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
             self.scaler.step(opt)
         else:
-            loss.backward()
             opt.step()
