@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="training precision")
     t.add_argument("--direction", choices=("AtoB", "BtoA"), help="translation direction")
+    t.add_argument(
+        "--mode",
+        choices=("single", "multimodal", "single-image"),
+        help="single-modal (default), multimodal (sampled styles) or single-image; picks the "
+        "mode's default preset when --preset is not given",
+    )
+    t.add_argument("--source", type=Path, help="single-image mode: the source image")
+    t.add_argument("--target", type=Path, help="single-image mode: the target (style) image")
     t.add_argument("--workers", type=_nonneg_int, help="data-loading worker processes")
     t.add_argument(
         "--channels-last", action="store_true", help="channels-last memory format (GPU speed)"
@@ -160,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--input", type=Path, required=True, help="an image file or a folder")
     tr.add_argument("--output", type=Path, required=True, help="output folder")
     tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    tr.add_argument(
+        "--styles",
+        type=_positive_int,
+        default=None,
+        help="multimodal runs: write K variants per input from sampled style codes",
+    )
+    tr.add_argument(
+        "--style-image", type=Path, help="multimodal runs: take the style of this target image"
+    )
+    tr.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the sampled styles")
+    tr.add_argument(
+        "--tile",
+        type=_positive_int,
+        default=None,
+        help="translate in overlapping tiles of this side (large images that do not fit)",
+    )
+    tr.add_argument(
+        "--overlap", type=_nonneg_int, default=None, help="tile overlap in pixels (tile/4)"
+    )
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_translate)
 
@@ -181,10 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     syn.set_defaults(func=cmd_data_synthetic)
     d.set_defaults(func=lambda args: _print_help(d))
 
-    # eval
+    # eval, viz, export, serve
     from sesim.evaluate import add_eval_parser
+    from sesim.export import add_export_parser
+    from sesim.serve import add_serve_parser
+    from sesim.viz import add_viz_parser
 
     add_eval_parser(sub)
+    add_viz_parser(sub)
+    add_export_parser(sub)
+    add_serve_parser(sub)
 
     # presets
     pr = sub.add_parser("presets", help="list the named presets")
@@ -217,9 +250,19 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 def resolve_train_config(args: argparse.Namespace) -> Any:
     """Preset -> YAML -> named flags -> --set pairs, validated."""
-    from sesim.config import apply_overrides, load_yaml, preset, update, validate
+    from sesim.config import DEFAULT_PRESET, apply_overrides, load_yaml, preset, update, validate
 
-    cfg = preset(args.preset or "fsesim")
+    cfg = preset(args.preset or DEFAULT_PRESET[args.mode or "single"])
+    if args.mode is not None and cfg.mode != args.mode:
+        raise UserError(
+            f"--mode {args.mode} conflicts with preset {cfg.preset!r} (a {cfg.mode} preset); "
+            f"drop one of them"
+        )
+    single_image = cfg.mode == "single-image"
+    if single_image and args.data is not None:
+        raise UserError("single-image mode takes --source and --target, not --data")
+    if not single_image and (args.source is not None or args.target is not None):
+        raise UserError("--source/--target are for --mode single-image; use --data DIR here")
     if args.config is not None:
         cfg = update(cfg, load_yaml(args.config))
     flat: dict[str, Any] = {}
@@ -247,9 +290,14 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
             flat[flag] = True
     if args.data is not None:
         data["root"] = str(args.data)
-    if args.size is not None:
+    if args.size is not None and single_image:
+        data["crop_size"] = args.size
+    elif args.size is not None:
         data["crop_size"] = args.size
         data["load_size"] = max(args.size, round(args.size * 286 / 256))
+    for key in ("source", "target"):
+        if getattr(args, key) is not None:
+            data[key] = str(getattr(args, key))
     if args.direction is not None:
         data["direction"] = args.direction
     if args.workers is not None:
@@ -356,20 +404,69 @@ def load_generator(run: Path | None, checkpoint: Path | None, device: Any) -> An
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from sesim.data.images import filter_images, list_images
-    from sesim.train import resolve_device, translate_folder
+    import torch
+
+    from sesim.data.images import filter_images, list_images, load_rgb, save_image, to_tensor
+    from sesim.train import resolve_device, translate_batch
 
     device = resolve_device(args.device)
-    G, _, step = load_generator(args.run, args.checkpoint, device)
+    G, cfg, step = load_generator(args.run, args.checkpoint, device)
+    multimodal = cfg.mode == "multimodal"
+    if not multimodal and (args.styles is not None or args.style_image is not None):
+        raise UserError(
+            f"--styles and --style-image need a multimodal run; this run's mode is {cfg.mode}"
+        )
+    if args.styles is not None and args.style_image is not None:
+        raise UserError("give either --styles K (sampled styles) or --style-image FILE, not both")
+    if args.overlap is not None and args.tile is None:
+        raise UserError("--overlap needs --tile")
+    if args.tile is not None and args.tile % 4:
+        raise UserError(f"--tile must be a multiple of 4, got {args.tile}")
     if args.input.is_dir():
         paths = filter_images(list_images(args.input, "input images"), "input images")
     elif args.input.is_file():
         paths = [args.input]
     else:
         raise UserError(f"input {args.input} does not exist; give an image file or a folder")
-    written = translate_folder(G, paths, args.output, device, quiet=args.quiet)
-    print(f"translated {len(written)} image(s) with the step-{step} generator into {args.output}")
+    style = None
+    if args.style_image is not None:
+        if not args.style_image.is_file():
+            raise UserError(f"style image {args.style_image} does not exist")
+        style = to_tensor(load_rgb(args.style_image)).unsqueeze(0).to(device)
+
+    from tqdm import tqdm
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for path in tqdm(paths, desc="translate", unit="img", disable=args.quiet):
+        x = to_tensor(load_rgb(path)).unsqueeze(0).to(device)
+        with torch.no_grad():
+            if multimodal:
+                from sesim.methods.munit import translate_styles, translate_with_style
+
+                if style is not None:
+                    outs = {"": translate_with_style(G, x, style)[0]}
+                else:
+                    g = torch.Generator().manual_seed(args.seed)
+                    k = args.styles or 1
+                    ys = translate_styles(G, x, k, g)[0]
+                    outs = {f"_style{i}" if args.styles else "": ys[i] for i in range(k)}
+            elif args.tile is not None:
+                from sesim.tiling import translate_tiled
+
+                overlap = args.overlap if args.overlap is not None else args.tile // 4
+                outs = {"": translate_tiled(G, x, args.tile, overlap, _multiple(G))[0]}
+            else:
+                outs = {"": translate_batch(G, x, _multiple(G))[0]}
+        for suffix, y in outs.items():
+            save_image(y.cpu(), args.output / f"{path.stem}{suffix}.png")
+            written += 1
+    print(f"wrote {written} image(s) from the step-{step} generator into {args.output}")
     return 0
+
+
+def _multiple(G: Any) -> int:
+    return int(getattr(G, "multiple", 4))
 
 
 def cmd_data_synthetic(args: argparse.Namespace) -> int:

@@ -41,6 +41,9 @@ class DataConfig:
         flip: random horizontal flips.
         preprocess: ``resize_and_crop``, ``crop``, ``scale_width_and_crop`` or ``none``.
         workers: data-loading worker processes.
+        source: single-image mode: the source image file.
+        target: single-image mode: the target (style) image file.
+        max_zoom: single-image mode: largest random zoom of the "zoom and patch" crops.
     """
 
     root: str = ""
@@ -52,6 +55,9 @@ class DataConfig:
         "resize_and_crop"
     )
     workers: int = 2
+    source: str = ""
+    target: str = ""
+    max_zoom: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,55 @@ class ModelConfig:
     antialias: bool = True
     init: Literal["xavier", "normal", "kaiming", "orthogonal"] = "xavier"
     init_gain: float = 0.02
+
+
+@dataclass(frozen=True)
+class MunitConfig:
+    """Multi-modal networks (MUNIT's published architecture; one generator, one discriminator).
+
+    Attributes:
+        dim: generator base filters.
+        style_dim: style code dimensions (sampled from N(0, I)).
+        n_downsample: content encoder downsamplings.
+        n_res: residual blocks of the content encoder and of the AdaIN decoder.
+        mlp_dim: hidden width of the style -> AdaIN parameters MLP.
+        style_encoder: build the optional style encoder (example-guided translation).
+        d_dim: discriminator base filters.
+        d_layers: layers per discriminator scale.
+        num_scales: discriminator scales (average-pool downsampling between them).
+    """
+
+    dim: int = 64
+    style_dim: int = 8
+    n_downsample: int = 2
+    n_res: int = 4
+    mlp_dim: int = 256
+    style_encoder: bool = True
+    d_dim: int = 64
+    d_layers: int = 4
+    num_scales: int = 3
+
+
+@dataclass(frozen=True)
+class StyleGANConfig:
+    """Single-image networks (StyleGAN2-based, as the public ``sinsc`` model).
+
+    Attributes:
+        ngf: generator base filters.
+        ndf: discriminator base filters.
+        n_blocks: generator residual blocks.
+        num_downsampling: generator downsampling steps.
+        gp: gradient penalty: ``mixed`` (real/fake interpolation, the public model), ``r1`` or
+            ``none``.
+        gp_weight: weight of the gradient penalty.
+    """
+
+    ngf: int = 8
+    ndf: int = 8
+    n_blocks: int = 6
+    num_downsampling: int = 2
+    gp: Literal["mixed", "r1", "none"] = "mixed"
+    gp_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -167,7 +222,8 @@ class TrainConfig:
     Attributes:
         preset: the preset this config started from (informational).
         method: training recipe (``sesim``: one-sided F/LSeSim; see ``sesim.methods``).
-        mode: ``single`` (single-modal) translation.
+        mode: ``single`` (single-modal), ``multimodal`` (sampled style codes) or
+            ``single-image`` (one source and one target image).
         steps: total optimisation steps.
         batch: images per step.
         seed: seed of every random choice (data, initialisation, query points).
@@ -186,11 +242,13 @@ class TrainConfig:
         structure: structure-loss settings.
         optim: optimisation settings.
         baseline: settings of the baseline recipes.
+        munit: multi-modal networks.
+        stylegan: single-image networks.
     """
 
     preset: str = "fsesim"
     method: str = "sesim"
-    mode: Literal["single"] = "single"
+    mode: Literal["single", "multimodal", "single-image"] = "single"
     steps: int = 400_000
     batch: int = 1
     seed: int = 0
@@ -209,6 +267,8 @@ class TrainConfig:
     structure: StructureConfig = field(default_factory=StructureConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    munit: MunitConfig = field(default_factory=MunitConfig)
+    stylegan: StyleGANConfig = field(default_factory=StyleGANConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,18 +331,18 @@ def _table3(row: str) -> Callable[[], TrainConfig]:
 
 
 def _tiny() -> TrainConfig:
-    """CPU preset: 64 px crops (resize 72), 32 filters, 6 residual blocks, batch 4, window 16,
-    64 queries, VGG weights ``auto`` (ImageNet when cached, else random with a notice); 800
-    steps with saves every 200. A few minutes on a 2-core CPU."""
+    """CPU preset: 64 px crops (resize 72), 32 filters, 6 residual blocks, batch 2, window 16,
+    64 queries, lr 2e-4, VGG weights ``auto`` (ImageNet when cached, else random with a
+    notice); 1,000 steps with saves every 250. A few minutes on a 2-core CPU."""
     base = _fsesim()
     return replace(
         base,
         preset="tiny",
-        steps=800,
-        batch=4,
-        save_every=200,
+        steps=1000,
+        batch=2,
+        save_every=250,
         log_every=20,
-        sample_every=100,
+        sample_every=125,
         data=replace(base.data, load_size=72, crop_size=64, workers=0),
         model=replace(base.model, ngf=32, n_blocks=6),
         structure=replace(
@@ -360,6 +420,96 @@ def _tiny_baseline(name: str, paper: Callable[[], TrainConfig]) -> Callable[[], 
     return build
 
 
+def _munit_fsesim() -> TrainConfig:
+    """Multi-modal (MUNIT-style, one-sided): content encoder + AdaIN decoder driven by an
+    8-d style code from N(0, I), 3-scale discriminator, lsgan, no image pool (MUNIT has none);
+    FSeSim as the content loss (relu3_1, relu4_1, relu4_3; lambda 10). The paper trained this
+    mode inside MUNIT's code (not released); sesim keeps MUNIT's architecture defaults and the
+    single-modal optimiser (Adam 1e-4, (0.5, 0.999))."""
+    base = _fsesim()
+    return replace(
+        base,
+        preset="munit-fsesim",
+        mode="multimodal",
+        method="munit",
+        optim=replace(base.optim, pool_size=0),
+    )
+
+
+def _munit_lsesim() -> TrainConfig:
+    """``munit-fsesim`` with LSeSim's learned heads (window 32, colour-jitter positives)."""
+    base = _munit_fsesim()
+    return replace(
+        base,
+        preset="munit-lsesim",
+        structure=replace(
+            base.structure,
+            augment=True,
+            loss=replace(base.structure.loss, learned=True, window=32),
+        ),
+    )
+
+
+def _munit_tiny() -> TrainConfig:
+    """CPU multi-modal preset: the ``tiny`` data and loss settings with small MUNIT networks
+    (dim 16, 2 residual blocks, MLP 64, 2-scale discriminator of 3 layers)."""
+    tiny = _tiny()
+    base = _munit_fsesim()
+    return replace(
+        tiny,
+        preset="munit-tiny",
+        mode="multimodal",
+        method="munit",
+        optim=replace(tiny.optim, pool_size=0),
+        munit=replace(base.munit, dim=16, n_res=2, mlp_dim=64, d_dim=16, d_layers=3, num_scales=2),
+    )
+
+
+def _single_image() -> TrainConfig:
+    """Single-image translation as the public ``sinsc`` model: StyleGAN2-based generator and
+    discriminator (8 filters, 2 downsamplings), non-saturating GAN with a mixed real/fake
+    gradient penalty (weight 1), Adam lr 1e-3 betas (0, 0.99), "zoom and patch" crops of 128
+    from images loaded at up to 1024 px, batch 16, FSeSim (relu3_1, relu4_1, relu4_3; lambda
+    10), no identity loss, no image pool. Departure: 20k steps with the last half decaying,
+    instead of the public 4 + 4 epochs."""
+    base = _fsesim()
+    return replace(
+        base,
+        preset="single-image",
+        mode="single-image",
+        method="singleimage",
+        steps=20_000,
+        batch=16,
+        save_every=2000,
+        sample_every=1000,
+        data=replace(base.data, load_size=1024, crop_size=128, flip=True, workers=0),
+        optim=replace(
+            base.optim, lr=1e-3, beta1=0.0, beta2=0.99, gan_mode="nonsaturating", pool_size=0
+        ),
+    )
+
+
+def _single_image_tiny() -> TrainConfig:
+    """CPU single-image preset: crops of 64 from images loaded at up to 256 px, batch 4,
+    window 16 and 64 queries, VGG weights ``auto``; 300 steps."""
+    base = _single_image()
+    return replace(
+        base,
+        preset="single-image-tiny",
+        steps=300,
+        batch=4,
+        save_every=100,
+        log_every=10,
+        sample_every=50,
+        data=replace(base.data, load_size=256, crop_size=64),
+        structure=replace(
+            base.structure,
+            vgg_weights="auto",
+            loss=replace(base.structure.loss, window=16, num_queries=64),
+        ),
+    )
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "fsesim": _fsesim,
     "lsesim": _lsesim,
@@ -374,7 +524,15 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "tiny-cut": _tiny_baseline("tiny-cut", _cut),
     "tiny-fastcut": _tiny_baseline("tiny-fastcut", _fastcut),
     "tiny-perceptual": _tiny_baseline("tiny-perceptual", _perceptual),
+    "munit-fsesim": _munit_fsesim,
+    "munit-lsesim": _munit_lsesim,
+    "munit-tiny": _munit_tiny,
+    "single-image": _single_image,
+    "single-image-tiny": _single_image_tiny,
 }
+
+#: The preset used when only ``--mode`` is given.
+DEFAULT_PRESET = {"single": "fsesim", "multimodal": "munit-fsesim", "single-image": "single-image"}
 
 
 def preset(name: str) -> TrainConfig:

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import random
-import shutil
 import signal
 import statistics
 import sys
@@ -34,7 +33,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from sesim.config import TrainConfig, dump_yaml, from_dict, to_dict
-from sesim.data.images import save_image
+from sesim.data.single_image import SingleImagePair
 from sesim.data.unpaired import UnpairedDataset, UnpairedSampler, derive_seed
 from sesim.errors import UserError
 from sesim.losses.adversarial import ImagePool
@@ -164,6 +163,40 @@ def make_loader(
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.workers > 0,
         drop_last=True,
+    )
+
+
+def batch_stream(
+    cfg: TrainConfig, samples: int, device: torch.device, ranks: Dist
+) -> Iterator[dict[str, Any]]:
+    """Endless training batches, starting after ``samples`` samples consumed by all ranks.
+
+    Unpaired folders go through a ``DataLoader`` keyed by :class:`RankSampler`; the single-image
+    mode draws "zoom and patch" crops of its two images from a generator seeded by the step.
+    Either way the batch of step s does not depend on where the run (re)started.
+    """
+    if cfg.mode == "single-image":
+        pair = make_single_image_pair(cfg)
+        step = samples // (cfg.batch * ranks.world)
+        while True:
+            g = torch.Generator().manual_seed(derive_seed(cfg.seed, 5, step, ranks.rank))
+            yield pair.sample(cfg.batch, g)
+            step += 1
+    yield from make_loader(make_dataset(cfg), cfg, samples, device, ranks)
+
+
+def make_single_image_pair(cfg: TrainConfig) -> SingleImagePair:
+    """The source and target images of a single-image run."""
+    d = cfg.data
+    if not d.source or not d.target:
+        raise UserError("single-image mode needs --source IMAGE and --target IMAGE")
+    return SingleImagePair(
+        Path(d.source),
+        Path(d.target),
+        load_size=d.load_size,
+        crop_size=d.crop_size,
+        max_zoom=d.max_zoom,
+        flip=d.flip,
     )
 
 
@@ -339,6 +372,9 @@ def translate_batch(G: torch.nn.Module, images: Tensor, multiple: int = 4) -> Te
 
 def _fixed_samples(cfg: TrainConfig, device: torch.device) -> Tensor | None:
     """The first test (else train) A crops, used for every sample grid of the run."""
+    if cfg.mode == "single-image":
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, 7))
+        return make_single_image_pair(cfg).sample(cfg.num_samples, g)["A"].to(device)
     for phase in ("test", "train"):
         try:
             ds = make_dataset(replace(cfg, structure=replace(cfg.structure, augment=False)), phase)
@@ -384,8 +420,11 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     np.random.seed((cfg.seed + ranks.rank) % 2**32)
     random.seed(cfg.seed + ranks.rank)
 
-    # Data first: a bad folder should fail before anything is built or written.
-    dataset = make_dataset(cfg)
+    # Data first: a bad folder or image should fail before anything is built or written.
+    if cfg.mode == "single-image":
+        make_single_image_pair(cfg)
+    else:
+        make_dataset(cfg)
     if ranks.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_yaml(cfg))
@@ -470,7 +509,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
 
     writer = _tensorboard(run_dir) if ranks.main else None
     fixed = _fixed_samples(cfg, device) if ranks.main else None
-    loader = make_loader(dataset, cfg, samples, device, ranks)
+    stream = batch_stream(cfg, samples, device, ranks)
     for module in trainable.values():
         module.train()
     if start_step >= cfg.steps:
@@ -487,11 +526,10 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     last = None
     step = start_step
     with _StopFlag() as stop:
-        batches = iter(loader)
         while step < cfg.steps:
             batch = {
                 k: v.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                for k, v in next(batches).items()
+                for k, v in next(stream).items()
                 if isinstance(v, Tensor)
             }
             t0 = time.perf_counter()
@@ -517,7 +555,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                     writer.add_scalar("lr", schedulers["G"].get_last_lr()[0], step)
             bar.update(1)
             if fixed is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
-                _write_samples(nets.G, fixed, run_dir, step, writer)
+                _write_samples(nets.G, fixed, run_dir, step, writer, method)
             if step % cfg.save_every == 0 or step == cfg.steps:
                 last = save(step) or last
             if _stop_requested(stop.requested, ranks):
@@ -593,41 +631,21 @@ def _tensorboard(run_dir: Path) -> Any:
 
 
 def _write_samples(
-    G: torch.nn.Module, fixed: Tensor, run_dir: Path, step: int, writer: Any
+    G: torch.nn.Module, fixed: Tensor, run_dir: Path, step: int, writer: Any, method: Any
 ) -> None:
+    """A grid of the fixed inputs and their translations (one row per sampled style for
+    methods that define ``sample_rows``)."""
     G.eval()
-    fake = translate_batch(G, fixed)
+    with torch.no_grad():
+        if hasattr(method, "sample_rows"):
+            rows = method.sample_rows(G, fixed, torch.Generator().manual_seed(0))
+        else:
+            rows = [translate_batch(G, fixed, int(getattr(G, "multiple", 4)))]
     G.train()
-    grid = write_sample_grid(
-        fixed, [fake], run_dir / "samples" / f"step_{step:08d}.png", labels=["input", "output"]
+    labels = ["input"] + (
+        ["output"] if len(rows) == 1 else [f"style {i}" for i in range(len(rows))]
     )
+    write_sample_grid(fixed, rows, run_dir / "samples" / f"step_{step:08d}.png", labels=labels)
     if writer is not None:
-        writer.add_images("samples", (torch.cat([fixed, fake]).cpu() + 1) / 2, step)
+        writer.add_images("samples", (torch.cat([fixed, *rows]).cpu().float() + 1) / 2, step)
     write_index(run_dir)
-    del grid
-
-
-def translate_folder(
-    G: torch.nn.Module,
-    paths: list[Path],
-    out_dir: Path,
-    device: torch.device,
-    quiet: bool = False,
-) -> list[Path]:
-    """Translate image files one by one at their own size and save PNGs into ``out_dir``."""
-    from sesim.data.images import load_rgb, to_tensor
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    G.eval()
-    for path in tqdm(paths, desc="translate", unit="img", disable=quiet):
-        x = to_tensor(load_rgb(path)).unsqueeze(0).to(device)
-        y = translate_batch(G, x)
-        target = out_dir / (path.stem + ".png")
-        save_image(y[0].cpu(), target)
-        written.append(target)
-    return written
-
-
-def copy_config(src: Path, dst: Path) -> None:
-    shutil.copyfile(src, dst)
