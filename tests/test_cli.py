@@ -203,3 +203,69 @@ def test_presets_lists_every_preset() -> None:
     assert proc.returncode == 0
     for name in ("fsesim", "lsesim", "table3-A", "table3-F", "tiny"):
         assert name in proc.stdout
+
+
+def test_single_image_train_and_translate(tmp_path: Path) -> None:
+    proc = run_cli("data", "sample-images", str(tmp_path / "img"))
+    assert proc.returncode == 0, proc.stderr
+    source = tmp_path / "img" / "grace_hopper.jpg"
+    target = tmp_path / "img" / "Minduka_Present_Blue_Pack.png"
+    run = tmp_path / "si"
+    proc = run_cli(
+        "train", "--mode", "single-image", "--preset", "single-image-tiny",
+        "--source", str(source), "--target", str(target), "--out", str(run),
+        "--steps", "2", "--size", "32", "--batch", "2", "--device", "cpu",
+        "--vgg-weights", "random", "--queries", "16", "--quiet",
+        "--set", "stylegan.ngf=4", "--set", "stylegan.ndf=4", "--set", "data.load_size=96",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    proc = run_cli(
+        "translate",
+        "--run",
+        str(run),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+        "--tile",
+        "128",
+    )
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(out / "grace_hopper.png") as img, Image.open(source) as src:
+        assert img.size == src.size
+    # Mode mistakes.
+    assert_user_error(
+        run_cli("train", "--mode", "single-image", "--data", "x", "--dry-run"), "--source"
+    )
+    assert_user_error(
+        run_cli("train", "--mode", "multimodal", "--preset", "tiny", "--dry-run"), "conflicts"
+    )
+    assert_user_error(
+        run_cli(
+            "translate",
+            "--run",
+            str(run),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--styles",
+            "3",
+        ),
+        "multimodal",
+    )
+    assert_user_error(
+        run_cli(
+            "translate",
+            "--run",
+            str(run),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--tile",
+            "30",
+        ),
+        "multiple of 4",
+    )

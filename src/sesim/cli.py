@@ -185,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="translate in overlapping tiles of this side (large images that do not fit)",
     )
     tr.add_argument(
-        "--overlap", type=_nonneg_int, default=None, help="tile overlap in pixels (tile/4)"
+        "--overlap",
+        type=_nonneg_int,
+        default=None,
+        help="tile overlap in pixels (default: a quarter of the tile, at least 64)",
     )
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_translate)
@@ -206,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
     syn.add_argument("--task", default="layout", help="layout, shapes or multistyle")
     syn.set_defaults(func=cmd_data_synthetic)
+    smp = dsub.add_parser(
+        "sample-images",
+        help="copy two sample images that ship with matplotlib (single-image mode demo)",
+        description="Copy a photograph (source) and a clip-art image (target) that ship with "
+        "matplotlib into OUT, for trying the single-image mode without downloading anything.",
+    )
+    smp.add_argument("out", type=Path, help="output folder")
+    smp.set_defaults(func=cmd_data_sample_images)
     d.set_defaults(func=lambda args: _print_help(d))
 
     # eval, viz, export, serve
@@ -452,10 +463,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
                     ys = translate_styles(G, x, k, g)[0]
                     outs = {f"_style{i}" if args.styles else "": ys[i] for i in range(k)}
             elif args.tile is not None:
-                from sesim.tiling import translate_tiled
+                from sesim.tiling import translate_full
 
-                overlap = args.overlap if args.overlap is not None else args.tile // 4
-                outs = {"": translate_tiled(G, x, args.tile, overlap, _multiple(G))[0]}
+                outs = {"": translate_full(G, x, args.tile, args.overlap)[0]}
             else:
                 outs = {"": translate_batch(G, x, _multiple(G))[0]}
         for suffix, y in outs.items():
@@ -482,6 +492,14 @@ def cmd_data_synthetic(args: argparse.Namespace) -> int:
         progress=True,
     )
     print(f"wrote the {args.task!r} synthetic dataset to {out}")
+    return 0
+
+
+def cmd_data_sample_images(args: argparse.Namespace) -> int:
+    from sesim.sample_images import sample_images
+
+    source, target = sample_images(args.out)
+    print(f"source: {source}\ntarget: {target}")
     return 0
 
 
