@@ -269,3 +269,35 @@ def test_single_image_train_and_translate(tmp_path: Path) -> None:
         ),
         "multiple of 4",
     )
+
+
+def test_multimodal_train_and_translate_styles(tmp_path: Path) -> None:
+    data = tmp_path / "ds"
+    write_synthetic_dataset(data, n=4, size=32, seed=0, task="multistyle", n_test=2)
+    run = tmp_path / "mm"
+    proc = run_cli(
+        "train", "--mode", "multimodal", "--preset", "munit-tiny", "--data", str(data),
+        "--out", str(run), "--steps", "2", "--size", "32", "--batch", "1", "--device", "cpu",
+        "--vgg-weights", "random", "--queries", "16", "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    image = data / "testA" / "test_00000.png"
+    out = tmp_path / "out"
+    common = ["translate", "--run", str(run), "--input", str(image), "--output"]
+    assert run_cli(*common, str(out), "--styles", "3", "--seed", "1").returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"test_00000_style{i}.png" for i in range(3)]
+    again = tmp_path / "again"
+    assert run_cli(*common, str(again), "--styles", "3", "--seed", "1").returncode == 0
+    for i in range(3):
+        a = torch.tensor(list(Image.open(out / f"test_00000_style{i}.png").getdata()))
+        b = torch.tensor(list(Image.open(again / f"test_00000_style{i}.png").getdata()))
+        assert torch.equal(a, b)  # reproducible with --seed
+    guided = tmp_path / "guided"
+    style = data / "testB" / "test_00001.png"
+    assert run_cli(*common, str(guided), "--style-image", str(style)).returncode == 0
+    assert (guided / "test_00000.png").is_file()
+    for bad in ("0", "-2", "many"):
+        assert_user_error(run_cli(*common, str(out), "--styles", bad), "--styles")
+    assert_user_error(
+        run_cli(*common, str(out), "--styles", "2", "--style-image", str(style)), "not both"
+    )

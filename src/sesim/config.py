@@ -333,16 +333,16 @@ def _table3(row: str) -> Callable[[], TrainConfig]:
 def _tiny() -> TrainConfig:
     """CPU preset: 64 px crops (resize 72), 32 filters, 6 residual blocks, batch 2, window 16,
     64 queries, lr 2e-4, VGG weights ``auto`` (ImageNet when cached, else random with a
-    notice); 1,000 steps with saves every 250. A few minutes on a 2-core CPU."""
+    notice); 600 steps with saves every 200. A few minutes on a 2-core CPU."""
     base = _fsesim()
     return replace(
         base,
         preset="tiny",
-        steps=1000,
+        steps=600,
         batch=2,
-        save_every=250,
+        save_every=200,
         log_every=20,
-        sample_every=125,
+        sample_every=100,
         data=replace(base.data, load_size=72, crop_size=64, workers=0),
         model=replace(base.model, ngf=32, n_blocks=6),
         structure=replace(
@@ -527,6 +527,7 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "munit-fsesim": _munit_fsesim,
     "munit-lsesim": _munit_lsesim,
     "munit-tiny": _munit_tiny,
+    "tiny-munit": _munit_tiny,
     "single-image": _single_image,
     "single-image-tiny": _single_image_tiny,
 }

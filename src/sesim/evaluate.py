@@ -77,6 +77,13 @@ from sesim.metrics import (
     train_segmenter,
 )
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
+from sesim.multimodal_eval import (
+    MULTIMODAL_COLUMNS,
+    MULTIMODAL_SCORES,
+    MultimodalSettings,
+    make_diversity_lpips,
+    multimodal_scores,
+)
 
 # Ranked scores: the metric (the ``--metrics`` name) each belongs to, and whether higher is better.
 SCORES: dict[str, tuple[str, bool]] = {
@@ -88,6 +95,7 @@ SCORES: dict[str, tuple[str, bool]] = {
     "seg_pixel_acc": ("seg", True),
     "seg_mean_class_acc": ("seg", True),
     "seg_miou": ("seg", True),
+    **MULTIMODAL_SCORES,
 }
 # Every stored column, in file order (kid_std, precision and recall are stored, not ranked).
 COLUMNS: tuple[str, ...] = (
@@ -102,6 +110,7 @@ COLUMNS: tuple[str, ...] = (
     "seg_pixel_acc",
     "seg_mean_class_acc",
     "seg_miou",
+    *MULTIMODAL_COLUMNS,
 )
 SEG_KEYS: tuple[str, ...] = ("pixel_acc", "mean_class_acc", "miou")
 # Metrics computed on the features of the extractor.
@@ -1272,6 +1281,13 @@ def eval_run(args: argparse.Namespace) -> int:
         if "lpips" in metrics and held.targets is None:
             notice("the held-out split is not paired; lpips is chosen on the test set")
     test.real_features = scorer.features(test.reals)
+    mm_lpips = None
+    if cfg.mode == "multimodal":
+        mm_lpips, backbone = make_diversity_lpips(
+            args.lpips_weights, args.extractor == "random", device
+        )
+        if mm_lpips is None:
+            notice(backbone)
 
     print(
         f"scoring {len(chosen)} checkpoint(s) of {run} on {len(test.inputs.names)} test inputs "
@@ -1291,6 +1307,10 @@ def eval_run(args: argparse.Namespace) -> int:
     for path in bar:
         G, _, step = load_generator(None, path, device)
         values, why = score_generator(G, test, scorer, notice)
+        if cfg.mode == "multimodal":
+            mm_values, mm_why = multimodal_scores(G, test, scorer, mm_lpips, MultimodalSettings())
+            values.update(mm_values)
+            why.update(mm_why)
         results[step] = values
         if held is not None:
             heldout[step], held_why = score_generator(G, held, scorer, notice)

@@ -19,6 +19,7 @@ METHODS: dict[str, str] = {
     "cut": "sesim.methods.cut",
     "fastcut": "sesim.methods.cut",
     "perceptual": "sesim.methods.perceptual",
+    "munit": "sesim.methods.munit",
     "singleimage": "sesim.methods.singleimage",
 }
 

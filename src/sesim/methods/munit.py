@@ -1,0 +1,378 @@
+"""The multi-modal recipe: a one-sided MUNIT generator trained with GAN + F/LSeSim.
+
+The paper's second mode (Table 2) keeps MUNIT's networks (content encoder, AdaIN decoder driven
+by an 8-d style code from N(0, I), multi-scale discriminator) and replaces MUNIT's
+reconstruction and cycle losses by the spatially-correlative loss between the input and its
+translation. The loss constrains structure only, so the style code is free to change the
+appearance. One step:
+
+1. translate: draw one style code per image from ``ctx.generator``, ``fake = G(x, s)``; VGG
+   features of x (no graph) and of ``fake`` (with graph) are computed once and reused;
+2. heads (LSeSim only): InfoNCE as in :mod:`sesim.methods.sesim` (src = [x, x], positives =
+   [fake (detached), jitter(x)], others = [flip(y), flip(jitter(y))]);
+3. discriminator: real y against the detached fake (through the image pool, a pass-through
+   with the presets' ``pool_size`` 0), real and fake terms summed over every scale;
+4. generator: GAN loss on every scale + lambda * structure loss(x, fake) + (when the generator
+   has a style encoder) MUNIT's style reconstruction ``|E_s(fake) - s|_1``.
+
+Departure from the brief "GAN + lambda * F/LSeSim only": the style reconstruction term (weight
+:data:`STYLE_RECON_WEIGHT`, MUNIT's ``recon_s_w`` 1) is added whenever the run builds the style
+encoder (``munit.style_encoder``, on in the presets). Without it the style encoder would never
+receive a gradient, so example-guided translation (:func:`translate_with_style`) would read
+styles with random weights; it is also MUNIT's guard against the generator ignoring the style
+code. It involves no second generator, no cycle and no auxiliary network. Set
+``munit.style_encoder: false`` for the pure GAN + structure objective.
+
+VGG stays frozen; no gradient is ever computed for its weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sesim.config import TrainConfig
+from sesim.errors import UserError
+from sesim.features.vgg import VGG16Features
+from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
+from sesim.losses.spatial import SpatialCorrelativeLoss
+from sesim.methods.common import StepContext
+from sesim.nets.munit import MultiScaleDiscriminator, MunitGenerator
+
+#: One pool of fakes for D; the multi-modal presets set ``pool_size`` 0 (MUNIT has none), which
+#: makes it a pass-through.
+POOLS = ("fake_B",)
+
+#: Weight of MUNIT's style reconstruction ``|E_s(G(x, s)) - s|_1`` (``recon_s_w`` in its
+#: configs); applied only when the generator has a style encoder.
+STYLE_RECON_WEIGHT = 1.0
+
+#: Offsets added to ``cfg.seed`` for each network's initialisation (``seed + 4`` is the
+#: training loop's generator), as in :mod:`sesim.methods.sesim`.
+_SEED_OFFSETS = {"G": 0, "D": 1, "vgg": 2, "crit": 3}
+
+
+class MunitTranslator(MunitGenerator):
+    """:class:`~sesim.nets.munit.MunitGenerator` whose style code may be left out.
+
+    ``G(x)`` renders every image in the prior's mean style (the zero code), so the tools that
+    call a generator with images only (sample grids during training, ``sesim eval``'s FID of
+    one translation per input, export, serving) work on multi-modal runs and stay
+    deterministic. ``G(x, s)`` is the parent's forward. Parameters and state-dict keys are the
+    parent's.
+    """
+
+    def forward(self, x: Tensor, style: Tensor | None = None) -> Tensor:
+        """Translate images in the given styles, or in the mean style.
+
+        Args:
+            x: (B, in_channels, H, W) source images in [-1, 1]; H and W multiples of
+                ``multiple`` and at least ``min_size``.
+            style: (B, style_dim) or (B, style_dim, 1, 1) style codes, one per image; None
+                uses the zero code (the mean of the N(0, I) prior) for every image.
+        Returns:
+            (B, out_channels, H, W) translated images in [-1, 1].
+        """
+        if style is None:
+            param = next(self.parameters())
+            style = x.new_zeros((x.shape[0], self.style_dim, 1, 1), dtype=param.dtype)
+        out: Tensor = super().forward(x, style)
+        return out
+
+
+@dataclass
+class MunitNets:
+    """The networks of one multi-modal run (owned by the caller, moved to a device by it).
+
+    Attributes:
+        G: generator (content encoder, style MLP, AdaIN decoder, optional style encoder).
+        D: multi-scale discriminator.
+        vgg: frozen feature extractor.
+        crit: structure loss (owns LSeSim's heads, if any).
+    """
+
+    G: MunitTranslator
+    D: MultiScaleDiscriminator
+    vgg: VGG16Features
+    crit: SpatialCorrelativeLoss
+
+    def all_modules(self) -> list[nn.Module]:
+        """Every module of the run, to move them to a device together."""
+        return [self.G, self.D, self.vgg, self.crit]
+
+    def trainable(self) -> dict[str, nn.Module]:
+        """Modules with learned weights, by checkpoint key."""
+        out: dict[str, nn.Module] = {"G": self.G, "D": self.D}
+        if self.crit.heads is not None:
+            out["heads"] = self.crit.heads
+        return out
+
+
+def _seeded(cfg: TrainConfig, name: str) -> torch.Generator:
+    return torch.Generator().manual_seed(cfg.seed + _SEED_OFFSETS[name])
+
+
+def build_generator(cfg: TrainConfig) -> MunitTranslator:
+    """The generator described by ``cfg.munit`` (weights initialised from ``cfg.seed``)."""
+    m = cfg.munit
+    G = MunitTranslator(
+        3,
+        3,
+        dim=m.dim,
+        style_dim=m.style_dim,
+        n_downsample=m.n_downsample,
+        n_res=m.n_res,
+        mlp_dim=m.mlp_dim,
+        style_encoder=m.style_encoder,
+    )
+    G.reset_parameters(_seeded(cfg, "G"))
+    return G
+
+
+def build(cfg: TrainConfig) -> MunitNets:
+    """Networks for ``cfg``, on the CPU, with deterministic initialisation.
+
+    Raises:
+        UserError: the training crop is too small for the discriminator's scales and layers.
+    """
+    m = cfg.munit
+    G = build_generator(cfg)
+    D = MultiScaleDiscriminator(3, m.d_dim, m.d_layers, m.num_scales, norm="none")
+    D.reset_parameters(_seeded(cfg, "D"))
+    crop = cfg.data.crop_size
+    try:
+        D.output_sizes(crop, crop)
+    except ValueError as exc:
+        raise UserError(
+            f"{exc}: use a larger crop, or fewer discriminator scales or layers "
+            "(munit.num_scales, munit.d_layers)"
+        ) from None
+    weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
+    vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + _SEED_OFFSETS["vgg"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + _SEED_OFFSETS["crit"])
+        crit = SpatialCorrelativeLoss(vgg.channels, cfg.structure.loss)
+    return MunitNets(G, D, vgg, crit)
+
+
+def build_optimizers(cfg: TrainConfig, nets: MunitNets) -> dict[str, torch.optim.Optimizer]:
+    """Adam for G (with its style encoder), D and (LSeSim) the heads; VGG is in none of them."""
+    o = cfg.optim
+    betas = (o.beta1, o.beta2)
+    opts: dict[str, torch.optim.Optimizer] = {
+        "G": torch.optim.Adam(nets.G.parameters(), lr=o.lr, betas=betas, foreach=True),
+        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr, betas=betas, foreach=True),
+    }
+    if nets.crit.heads is not None:
+        opts["heads"] = torch.optim.Adam(
+            nets.crit.heads.parameters(), lr=o.lr_heads, betas=betas, foreach=True
+        )
+    return opts
+
+
+def train_step(nets: MunitNets, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """One optimisation step of every network; returns detached losses for logging.
+
+    Args:
+        nets: the run's networks (in train mode, on the batch's device).
+        ctx: optimizers, pool, generator (which also draws the style codes) and precision.
+        batch: ``A`` (B, 3, H, W) inputs and ``B`` (B, 3, H, W) target-domain images in
+            [-1, 1]; ``A_aug``/``B_aug`` colour-jittered copies when the heads are learned.
+
+    Returns:
+        Scalar tensors by name: ``G_gan``, ``G_struct``, ``D_real``, ``D_fake`` (GAN terms
+        summed over scales), ``G_style`` (with a style encoder), ``heads_nce`` (LSeSim).
+    """
+    cfg = ctx.cfg
+    s = cfg.structure
+    real_a, real_b = batch["A"], batch["B"]
+    logs: dict[str, Tensor] = {}
+
+    # Translate in one random style per image; compute each image's VGG features once.
+    style = nets.G.sample_style(real_a.shape[0], ctx.generator, device=real_a.device)
+    with ctx.amp():
+        fake_b = nets.G(real_a, style)
+        with torch.no_grad():
+            feats_a = nets.vgg(real_a)
+        feats_fake = nets.vgg(fake_b)
+
+    # Heads (LSeSim): pull maps of the same point in structure-preserving views together.
+    if nets.crit.heads is not None:
+        with ctx.amp():
+            with torch.no_grad():
+                aug_a, aug_b = batch["A_aug"], batch["B_aug"]
+                others = torch.cat([real_b, aug_b]).flip(2, 3)
+                feats_aug = nets.vgg(aug_a)
+                feats_oth = nets.vgg(others)
+            src = [torch.cat([f, f]) for f in feats_a]
+            pos = [torch.cat([f.detach(), g]) for f, g in zip(feats_fake, feats_aug)]
+            loss_heads = nets.crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
+        ctx.update("heads", loss_heads)
+        logs["heads_nce"] = loss_heads.detach()
+
+    # Discriminator: real target images against (pooled) fakes, on every scale.
+    with ctx.amp():
+        pooled = ctx.pools["fake_B"].query(fake_b.detach(), ctx.generator)
+        d_real, d_fake = discriminator_loss_terms(
+            nets.D(real_b), nets.D(pooled), cfg.optim.gan_mode
+        )
+        loss_d = 0.5 * (d_real + d_fake)
+    ctx.update("D", loss_d)
+    logs["D_real"], logs["D_fake"] = d_real.detach(), d_fake.detach()
+
+    # Generator: fool D on every scale while keeping the input's self-similarity; the style
+    # encoder must read the sampled code back from the translation.
+    heads = nets.crit.heads
+    frozen = [nets.D] + ([heads] if heads is not None else [])
+    for module in frozen:
+        module.requires_grad_(False)
+    with ctx.amp():
+        loss_gan = generator_loss(nets.D(fake_b), cfg.optim.gan_mode)
+        loss_struct = nets.crit.structure_loss(feats_a, feats_fake, generator=ctx.generator)
+        loss_g = loss_gan + s.weight * loss_struct
+        if nets.G.enc_style is not None:
+            loss_style = F.l1_loss(nets.G.encode_style(fake_b), style.to(fake_b.dtype))
+            loss_g = loss_g + STYLE_RECON_WEIGHT * loss_style
+            logs["G_style"] = loss_style.detach()
+    ctx.update("G", loss_g)
+    for module in frozen:
+        module.requires_grad_(True)
+    if ctx.scaler is not None:
+        ctx.scaler.update()
+    logs["G_gan"], logs["G_struct"] = loss_gan.detach(), loss_struct.detach()
+    return logs
+
+
+# ---------------------------------------------------------------------------------------------
+# Translation helpers (CLI, evaluation, benchmark).
+
+
+def _pad(G: MunitGenerator, images: Tensor) -> Tensor:
+    """Pad (B, C, H, W) images at the bottom and right to the generator's multiple (and at
+    least its minimum side): reflect, or replicate where reflection cannot reach."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    H, W = images.shape[2:]
+    m = G.multiple
+    ph = max(G.min_size - H, (-H) % m)
+    pw = max(G.min_size - W, (-W) % m)
+    ph, pw = ph + (-(H + ph)) % m, pw + (-(W + pw)) % m
+    if not (ph or pw):
+        return images
+    mode = "reflect" if ph < H and pw < W else "replicate"
+    return F.pad(images, (0, pw, 0, ph), mode=mode)
+
+
+def _generator_of(G: nn.Module) -> MunitGenerator:
+    if not isinstance(G, MunitGenerator):
+        raise UserError(
+            f"multi-modal translation needs a MUNIT generator (a multimodal run); got "
+            f"{type(G).__name__}"
+        )
+    return G
+
+
+@torch.no_grad()
+def translate_styles(G: nn.Module, images: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """Translate every image in the same ``k`` style codes drawn from the prior.
+
+    The ``k`` codes are drawn first (``G.sample_style(k, generator)``), so image ``b`` in style
+    ``j`` is ``G(images[b], s_j)`` whatever the batch: a generator seeded alike gives the same
+    codes, hence the same outputs, for every call. Images are reflect-padded to the generator's
+    size multiple and cropped back, as :func:`sesim.train.translate_batch`; each is encoded once.
+
+    Args:
+        G: a MUNIT generator, in eval mode (on any device).
+        images: (B, 3, H, W) images in [-1, 1], on ``G``'s device.
+        k: number of styles, >= 1.
+        generator: source of the style codes (a CPU generator gives the same codes on every
+            device).
+    Returns:
+        (B, k, 3, H, W) translations in [-1, 1], ``out[b, j]`` = image ``b`` in style ``j``.
+    Raises:
+        UserError: ``k`` < 1, or ``G`` is not a MUNIT generator.
+    """
+    net = _generator_of(G)
+    if k < 1:
+        raise UserError(f"the number of styles must be >= 1, got {k}")
+    B, _, H, W = images.shape
+    styles = net.sample_style(k, generator, device=images.device)
+    content = net.encode_content(_pad(net, images))
+    outs = [net.decode(content, styles[j].expand(B, -1, -1, -1)) for j in range(k)]
+    return torch.stack(outs, dim=1)[..., :H, :W]
+
+
+@torch.no_grad()
+def translate_random(G: nn.Module, images: Tensor, generator: torch.Generator) -> Tensor:
+    """Translate each image in its own random style (independent codes per row).
+
+    The ``sample_fn`` of :func:`sesim.metrics.lpips_diversity`: called twice on one input
+    repeated, it gives pairs of outputs in independent styles.
+
+    Args:
+        G: a MUNIT generator, in eval mode.
+        images: (B, 3, H, W) images in [-1, 1] (moved to ``G``'s device here).
+        generator: source of the B style codes.
+    Returns:
+        (B, 3, H, W) translations on ``G``'s device.
+    """
+    net = _generator_of(G)
+    device = next(net.parameters()).device
+    x = images.to(device)
+    H, W = x.shape[2:]
+    styles = net.sample_style(x.shape[0], generator, device=device)
+    out: Tensor = net(_pad(net, x), styles)
+    return out[..., :H, :W]
+
+
+@torch.no_grad()
+def translate_with_style(G: nn.Module, images: Tensor, style_images: Tensor) -> Tensor:
+    """Example-guided translation: the layout of ``images`` in the style of ``style_images``.
+
+    Args:
+        G: a MUNIT generator with a style encoder, in eval mode.
+        images: (B, 3, H, W) images in [-1, 1], on ``G``'s device.
+        style_images: (B, 3, H', W') or (1, 3, H', W') target-domain images in [-1, 1] (one
+            example for all), sides >= 16; their size need not match ``images``.
+    Returns:
+        (B, 3, H, W) translations in [-1, 1].
+    Raises:
+        UserError: the run was trained without a style encoder, the style image is smaller
+            than 16 px, or the batch sizes do not match.
+    """
+    net = _generator_of(G)
+    if net.enc_style is None:
+        raise UserError(
+            "this run has no style encoder (trained with munit.style_encoder: false), so it "
+            "cannot take the style of an example image; use sampled styles (--styles K) instead"
+        )
+    if style_images.ndim != 4 or style_images.shape[1] != 3:
+        raise UserError(f"style images must be (B, 3, H, W), got {tuple(style_images.shape)}")
+    if min(style_images.shape[2:]) < 16:
+        h, w = style_images.shape[2:]
+        raise UserError(f"the style image is {w}x{h}; the style encoder needs sides >= 16 px")
+    B, _, H, W = images.shape
+    if style_images.shape[0] not in (1, B):
+        raise UserError(f"got {style_images.shape[0]} style images for {B} input images")
+    style = net.encode_style(style_images.to(images.device)).expand(B, -1, -1, -1)
+    out: Tensor = net(_pad(net, images), style)
+    return out[..., :H, :W]
+
+
+def sample_rows(G: nn.Module, images: Tensor, generator: torch.Generator) -> list[Tensor]:
+    """Rows of the run's sample grid: the fixed inputs in four sampled styles.
+
+    Args:
+        G: the generator (eval mode).
+        images: (B, 3, H, W) fixed inputs.
+        generator: source of the style codes (seeded alike at every sample step, so each row
+            keeps its style over training).
+
+    Returns:
+        Four (B, 3, H, W) rows, one per style.
+    """
+    outs = translate_styles(G, images, 4, generator)
+    return [outs[:, j] for j in range(outs.shape[1])]
