@@ -219,13 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     smp.set_defaults(func=cmd_data_sample_images)
     d.set_defaults(func=lambda args: _print_help(d))
 
-    # eval, viz, export, serve
+    # eval, bench, viz, export, serve
+    from sesim.bench import add_bench_parser
     from sesim.evaluate import add_eval_parser
     from sesim.export import add_export_parser
     from sesim.serve import add_serve_parser
     from sesim.viz import add_viz_parser
 
     add_eval_parser(sub)
+    add_bench_parser(sub)
     add_viz_parser(sub)
     add_export_parser(sub)
     add_serve_parser(sub)

@@ -1,0 +1,277 @@
+"""``sesim bench quality``: deterministic tasks, sound judges, every method, the whole command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sesim.bench import (
+    BENCH_PRESETS,
+    AppearanceNet,
+    BenchPreset,
+    Judges,
+    TaskData,
+    add_bench_parser,
+    available_methods,
+    prepare_data,
+    prepare_judges,
+    run_config,
+    score_translations,
+    target_rate,
+    train_appearance_net,
+    train_run,
+    translate_all,
+)
+from sesim.cli import load_generator
+from sesim.config import PRESETS, preset
+from sesim.data.synthetic import TASKS, render_sample, write_synthetic_dataset
+from sesim.errors import UserError
+from sesim.methods import METHODS
+from sesim.metrics import evaluate_segmenter, extract_features, fid_from_features, train_segmenter
+
+#: the quick preset shrunk to a few seconds: 32 px, 2 steps, tiny networks and judges
+TOY: BenchPreset = replace(
+    BENCH_PRESETS["quick"],
+    size=32,
+    steps=2,
+    batch=2,
+    ngf=8,
+    n_blocks=1,
+    ndf=8,
+    num_queries=16,
+    n_train=8,
+    n_test=6,
+    aux_steps=5,
+    seg_width=8,
+    app_width=8,
+)
+
+
+def _stack(task: str, seeds: range, size: int) -> dict[str, torch.Tensor]:
+    """Render scenes straight into tensors: images (N, 3, H, W) in [-1, 1], labels (N, H, W)."""
+    samples = [render_sample(task, s, size) for s in seeds]
+
+    def images(key: str) -> torch.Tensor:
+        arr = np.stack([getattr(s, key) for s in samples])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    labels = torch.from_numpy(np.stack([s.label for s in samples])).long()
+    return {"a": images("a"), "b": images("b"), "label": labels}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: these small convolutions on two threads stall for seconds per
+    step when another process holds a core (the threads wait for each other at every op)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory: pytest.TempPathFactory) -> TaskData:
+    return prepare_data(tmp_path_factory.mktemp("bench"), "layout", TOY, seed=0)
+
+
+@pytest.fixture(scope="module")
+def toy_judges(toy_data: TaskData) -> Judges:
+    return prepare_judges(toy_data, TOY, seed=0, device=torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks.
+
+
+@pytest.mark.parametrize("task", ["layout", "shapes"])
+def test_tasks_are_deterministic_for_a_seed(task: str, tmp_path: Path) -> None:
+    one, two, other = (render_sample(task, s, 32) for s in (3, 3, 4))
+    for key in ("a", "b", "label"):
+        assert getattr(one, key).tobytes() == getattr(two, key).tobytes()
+    assert one.b.tobytes() != other.b.tobytes()
+
+    # Written datasets: byte-identical files.
+    roots = [tmp_path / f"ds{i}" for i in range(2)]
+    for root in roots:
+        write_synthetic_dataset(root, n=3, size=32, seed=7, task=task, n_test=2)
+    files = sorted(p.relative_to(roots[0]) for p in roots[0].rglob("*.png"))
+    assert len(files) == 2 * 2 * (3 + 2)  # images + labels, both domains, train + test
+    for rel in files:
+        assert (roots[0] / rel).read_bytes() == (roots[1] / rel).read_bytes()
+
+
+def test_prepare_data_is_cached_and_paired(toy_data: TaskData) -> None:
+    again = prepare_data(toy_data.root.parents[2], "layout", TOY, seed=0)
+    assert again.root == toy_data.root
+    assert torch.equal(again.test_b, toy_data.test_b)
+    n, size = TOY.n_test, TOY.size
+    assert toy_data.test_a.shape == toy_data.test_b.shape == (n, 3, size, size)
+    assert toy_data.labels_test.shape == (n, size, size)
+    assert toy_data.train_b.shape == (TOY.n_train, 3, size, size)
+    # The reference set shows other scenes than the test set.
+    assert toy_data.reference.shape == toy_data.test_b.shape
+    assert not torch.equal(toy_data.reference, toy_data.test_b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Judges.
+
+
+def test_segmenter_is_accurate_on_real_target_images() -> None:
+    train = _stack("layout", range(0, 64), 32)
+    test = _stack("layout", range(1000, 1016), 32)
+    num_classes = TASKS["layout"].n_classes
+    model = train_segmenter(
+        train["b"], train["label"], num_classes, steps=150, batch_size=8, width=8, seed=0
+    )
+    scores = evaluate_segmenter(model, test["b"], test["label"], num_classes)
+    assert scores["pixel_acc"] > 0.85, scores
+    # Domain-A images (flat palette colours) are not what it was trained on.
+    assert evaluate_segmenter(model, test["a"], test["label"], num_classes)["pixel_acc"] < 0.85
+
+
+def test_appearance_net_separates_the_domains() -> None:
+    train = _stack("shapes", range(0, 48), 32)
+    test = _stack("shapes", range(1000, 1024), 32)
+    num_classes = TASKS["shapes"].n_classes
+    args = (train["a"], train["b"], train["label"], train["label"], num_classes)
+    model = train_appearance_net(*args, steps=60, batch_size=8, width=8, seed=0)
+    assert target_rate(model, test["b"]) > 0.9
+    assert target_rate(model, test["a"]) < 0.1
+
+    # Features: 20 * width texture statistics; real B is closer to real B than A is.
+    reference = _stack("shapes", range(2000, 2024), 32)["b"]
+    ref = extract_features(model.features, reference)
+    assert ref.shape == (24, 20 * 8)
+    fid_b = fid_from_features(ref, extract_features(model.features, test["b"]))
+    fid_a = fid_from_features(ref, extract_features(model.features, test["a"]))
+    assert fid_b < fid_a / 5
+
+
+def test_appearance_net_shapes() -> None:
+    model = AppearanceNet(num_classes=6, width=4)
+    domain, coverage = model(torch.zeros(2, 3, 24, 40))
+    assert domain.shape == (2, 2) and coverage.shape == (2, 6)
+    assert model.features(torch.zeros(2, 3, 24, 40)).shape == (2, model.num_features)
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods and configs.
+
+
+def test_every_row_shares_networks_data_and_budget(toy_data: TaskData) -> None:
+    rows = available_methods()
+    assert {"fsesim", "lsesim", *(f"table3-{r}" for r in "ABCDEF")} <= set(rows)
+    configs = [run_config(m, TOY, toy_data.root, 0, "cpu", "random") for m in rows]
+    shared = {
+        (c.steps, c.batch, c.model, c.data, c.optim.lr, c.structure.loss.num_queries)
+        for c in configs
+    }
+    assert len(shared) == 1
+    # Windows keep their size relative to the image: tiny is at 64 px, Table 3 at 256 px.
+    quick = BENCH_PRESETS["quick"]
+    assert (
+        run_config("fsesim", quick, toy_data.root, 0, "cpu", "random").structure.loss.window == 16
+    )
+    c = run_config("table3-C", quick, toy_data.root, 0, "cpu", "random")
+    assert c.structure.loss.window == 8
+    assert run_config(
+        "table3-B", quick, toy_data.root, 0, "cpu", "random"
+    ).structure.loss.variant == ("global")
+
+
+def _row_of(method: str) -> str | None:
+    """The first bench row trained with a registered method."""
+    for row, preset_name in available_methods().items():
+        if preset(preset_name).method == method:
+            return row
+    return None
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_trains_two_steps_in_the_bench(
+    method: str, toy_data: TaskData, toy_judges: Judges, tmp_path: Path
+) -> None:
+    row = _row_of(method)
+    if row is None:
+        modes = {f().mode for f in PRESETS.values() if f().method == method}
+        if modes and "single" not in modes:
+            pytest.skip(f"{method} is {'/'.join(sorted(modes))}: not a two-domain bench method")
+    assert row is not None, f"method {method!r} has no bench row: add a tiny-{method} preset"
+    cfg = run_config(row, TOY, toy_data.root, 0, "cpu", "random")
+    final, reused = train_run(cfg, tmp_path / row)
+    assert not reused
+    G, _, step = load_generator(None, final, torch.device("cpu"))
+    assert step == TOY.steps
+    fakes = translate_all(G, toy_data.test_a, torch.device("cpu"))
+    assert fakes.shape == toy_data.test_a.shape and torch.isfinite(fakes).all()
+    scores = score_translations(fakes, toy_data, toy_judges, 0, torch.device("cpu"))
+    assert 0 <= scores["miou"] <= 1 and scores["fid"] >= 0 and 0 <= scores["target_rate"] <= 1
+
+    # A finished run with the same config is reused; another config is refused.
+    assert train_run(cfg, tmp_path / row) == (final, True)
+    with pytest.raises(UserError, match="another config"):
+        train_run(replace(cfg, steps=3), tmp_path / row)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command.
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sesim")
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_unknown_method_lists_the_valid_ones(tmp_path: Path) -> None:
+    args = _parse(["bench", "quality", "--methods", "fsesim,nope", "--out", str(tmp_path)])
+    with pytest.raises(UserError, match=r"unknown method\(s\) nope; choose from: fsesim, lsesim"):
+        args.func(args)
+    args = _parse(["bench", "quality", "--tasks", "cityscapes", "--out", str(tmp_path)])
+    with pytest.raises(UserError, match="layout, shapes"):
+        args.func(args)
+
+
+def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench"
+    argv = ["bench", "quality", "--steps", "2", "--size", "32", "--methods", "fsesim,table3-B"]
+    argv += ["--tasks", "layout", "--out", str(out), "--n-train", "8", "--n-test", "6"]
+    argv += ["--aux-steps", "5", "--jobs", "2", "--quiet"]
+    args = _parse(argv)
+    assert args.func(args) == 0
+
+    printed = capsys.readouterr().out
+    assert "| fsesim |" in printed and str(out / "results.md") in printed
+    md = (out / "results.md").read_text()
+    assert "## layout" in md and "| table3-B |" in md and "*input A*" in md
+    assert "| method | pixel acc | mIoU | FID | KID | target rate | ms/step | peak mem |" in md
+    assert "--jobs 2" in md
+    results = json.loads((out / "results.json").read_text())
+    assert results["jobs"] == 2 and results["preset"]["size"] == 32
+    rows = {r["method"]: r for r in results["tasks"]["layout"]["rows"]}
+    assert set(rows) == {"input A", "real B", "fsesim", "table3-B"}
+    assert rows["fsesim"]["steps"] == 2 and rows["fsesim"]["median_step_ms"] > 0
+    assert rows["fsesim"]["peak_memory_bytes"] is None  # CPU: n/a
+    assert rows["fsesim"]["train_s"] > 0
+    for name in ("layout_fsesim.png", "layout_table3-B.png"):
+        assert (out / "samples" / name).stat().st_size > 0
+    assert (out / "structure_vs_appearance.png").stat().st_size > 0
+    assert (out / "runs" / "layout" / "fsesim" / "train_summary.json").is_file()
+
+    # Again, in this process: the runs and judges are reused and score the same.
+    args = _parse([*argv[:-3], "--jobs", "1", "--quiet"])
+    assert args.func(args) == 0
+    again = json.loads((out / "results.json").read_text())["tasks"]["layout"]["rows"]
+    assert {r["method"]: r["train_s"] for r in again if r["kind"] == "method"} == {
+        "fsesim": None,
+        "table3-B": None,
+    }
+    assert [r["miou"] for r in again] == pytest.approx([r["miou"] for r in rows.values()])
