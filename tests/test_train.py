@@ -156,13 +156,21 @@ def test_resume_after_sigkill_is_bit_identical(
     assert len(list_checkpoints(run)) == 2
 
 
-def test_partial_checkpoint_file_is_ignored(dataset: Path, tmp_path: Path) -> None:
-    cfg = small(preset("tiny"), dataset, steps=2)
+def test_partial_checkpoint_file_is_ignored_and_removed(dataset: Path, tmp_path: Path) -> None:
+    cfg = small(preset("tiny"), dataset, steps=3)
     run = tmp_path / "run"
-    train(cfg, run, quiet=True)
+    train(replace(cfg, steps=2), run, quiet=True)
     junk = run / "checkpoints" / ".step_00000003.pt.999.tmp"
     junk.write_bytes(b"half a checkpoint")
     assert list_checkpoints(run)[-1].name == "step_00000002.pt"
+    state = load_checkpoint(list_checkpoints(run)[-1])
+    state["config"]["steps"] = 3  # continue one more step
+    from sesim.train import save_checkpoint
+
+    save_checkpoint(list_checkpoints(run)[-1], state)
+    train(cfg, run, resume=True, quiet=True)
+    assert not junk.exists()
+    assert list_checkpoints(run)[-1].name == "step_00000003.pt"
 
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(dataset: Path, tmp_path: Path) -> None:

@@ -428,6 +428,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     if ranks.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        # A process killed while writing leaves its temporary file behind: never a checkpoint.
+        for stale in (run_dir / "checkpoints").glob(".step_*.tmp"):
+            stale.unlink(missing_ok=True)
 
     # Networks (identical on every rank: initialisation is seeded by cfg.seed), optimisers.
     method = get_method(cfg.method)
