@@ -81,6 +81,8 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from sesim.argtypes import nonneg_int as _nonneg_int
+from sesim.argtypes import positive_int as _positive_int
 from sesim.config import PRESETS, TrainConfig, preset, to_dict, validate
 from sesim.data.synthetic import TASKS, write_synthetic_dataset
 from sesim.data.unpaired import derive_seed
@@ -1229,26 +1231,6 @@ def score_run(
 def _write_outputs(results: dict[str, Any], out: Path) -> None:
     _write_text(out / "results.json", json.dumps(_json_safe(results), indent=2) + "\n")
     write_results_md(results, out / "results.md")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def add_bench_parser(subparsers: Any) -> Any:

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from sesim.argtypes import positive_int as _positive_int
 from sesim.data.images import filter_images, list_images, load_rgb, to_tensor
 from sesim.errors import UserError
 from sesim.metrics import (
@@ -131,16 +132,6 @@ Values = dict[str, float | None]
 
 # ---------------------------------------------------------------------------------------------
 # Command-line flags.
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 def add_eval_parser(subparsers: Any) -> None:

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sesim.argtypes import positive_float as _positive_float
+from sesim.argtypes import positive_int as _positive_int
 from sesim.errors import UserError
 
 ExportFormat = Literal["onnx", "torchscript"]
@@ -361,26 +363,6 @@ def export_generator(
 
 # ---------------------------------------------------------------------------------------------
 # Command line: sesim export.
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
 
 
 def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
