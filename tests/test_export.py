@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
 
-from sesim.config import preset
-from sesim.data.synthetic import write_synthetic_dataset
 from sesim.errors import UserError
 from sesim.export import add_export_parser, export_generator, onnx_missing
 from sesim.nets.resnet import ResnetGenerator
-from sesim.train import list_checkpoints, train
+from sesim.train import list_checkpoints
 
 ONNX_SKIP = onnx_missing()
 
@@ -25,33 +22,9 @@ ONNX_SKIP = onnx_missing()
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
 
-def shared_run(factory: pytest.TempPathFactory, name: str = "tiny-lsesim") -> Path:
-    """A two-step run of a tiny LSeSim model, trained once per test session."""
-    base = factory.getbasetemp() / f"shared-{name}"
-    run = base / "run"
-    if list_checkpoints(run):
-        return run
-    ds = base / "ds"
-    if not (ds / "meta.json").is_file():
-        write_synthetic_dataset(ds, n=6, size=32, seed=0, task="layout", n_test=3)
-    cfg = preset(name)
-    cfg = replace(
-        cfg,
-        steps=2,
-        batch=1,
-        save_every=1,
-        device="cpu",
-        data=replace(cfg.data, root=str(ds), load_size=32, crop_size=32, workers=0),
-        model=replace(cfg.model, ngf=8, ndf=8, n_blocks=1),
-        structure=replace(cfg.structure, vgg_weights="random"),
-    )
-    train(cfg, run, quiet=True)
-    return run
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_run(tmp_path_factory)
+def run_dir(tiny_lsesim_run: Path) -> Path:
+    return tiny_lsesim_run
 
 
 @pytest.fixture

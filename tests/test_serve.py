@@ -21,7 +21,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sesim.config import preset
-from sesim.data.synthetic import render_sample, write_synthetic_dataset
+from sesim.data.synthetic import render_sample
 from sesim.serve import (
     RequestError,
     ServeApp,
@@ -39,37 +37,12 @@ from sesim.serve import (
     build_app,
     decode_upload,
 )
-from sesim.train import list_checkpoints, train
 from sesim.viz import PANEL_PX
 
 CHROMIUM = Path("/usr/bin/chromium")
 NO_CHROMIUM = (
     None if CHROMIUM.is_file() else "Debian's chromium is not installed (apt-get install chromium)"
 )
-
-
-def shared_run(factory: pytest.TempPathFactory, name: str = "tiny-lsesim") -> Path:
-    """A two-step run of a tiny LSeSim model, trained once per test session."""
-    base = factory.getbasetemp() / f"shared-{name}"
-    run = base / "run"
-    if list_checkpoints(run):
-        return run
-    ds = base / "ds"
-    if not (ds / "meta.json").is_file():
-        write_synthetic_dataset(ds, n=6, size=32, seed=0, task="layout", n_test=3)
-    cfg = preset(name)
-    cfg = replace(
-        cfg,
-        steps=2,
-        batch=1,
-        save_every=1,
-        device="cpu",
-        data=replace(cfg.data, root=str(ds), load_size=32, crop_size=32, workers=0),
-        model=replace(cfg.model, ngf=8, ndf=8, n_blocks=1),
-        structure=replace(cfg.structure, vgg_weights="random"),
-    )
-    train(cfg, run, quiet=True)
-    return run
 
 
 def _png_bytes(size: tuple[int, int], seed: int = 4) -> bytes:
@@ -80,9 +53,10 @@ def _png_bytes(size: tuple[int, int], seed: int = 4) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> ServeApp:
-    run = shared_run(tmp_path_factory)
-    return build_app(run, None, torch.device("cpu"), max_upload_bytes=200_000, max_upload_side=64)
+def app(tiny_lsesim_run: Path) -> ServeApp:
+    return build_app(
+        tiny_lsesim_run, None, torch.device("cpu"), max_upload_bytes=200_000, max_upload_side=64
+    )
 
 
 @pytest.fixture(scope="module")

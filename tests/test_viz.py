@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sesim.config import preset
-from sesim.data.synthetic import render_sample, write_synthetic_dataset
+from sesim.data.synthetic import render_sample
 from sesim.errors import UserError
-from sesim.train import list_checkpoints, train
 from sesim.viz import (
     MapExtractor,
     add_viz_parser,
@@ -31,33 +28,9 @@ from sesim.viz import (
 )
 
 
-def shared_run(factory: pytest.TempPathFactory, name: str = "tiny-lsesim") -> Path:
-    """A two-step run of a tiny LSeSim model, trained once per test session."""
-    base = factory.getbasetemp() / f"shared-{name}"
-    run = base / "run"
-    if list_checkpoints(run):
-        return run
-    ds = base / "ds"
-    if not (ds / "meta.json").is_file():
-        write_synthetic_dataset(ds, n=6, size=32, seed=0, task="layout", n_test=3)
-    cfg = preset(name)
-    cfg = replace(
-        cfg,
-        steps=2,
-        batch=1,
-        save_every=1,
-        device="cpu",
-        data=replace(cfg.data, root=str(ds), load_size=32, crop_size=32, workers=0),
-        model=replace(cfg.model, ngf=8, ndf=8, n_blocks=1),
-        structure=replace(cfg.structure, vgg_weights="random"),
-    )
-    train(cfg, run, quiet=True)
-    return run
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_run(tmp_path_factory)
+def run_dir(tiny_lsesim_run: Path) -> Path:
+    return tiny_lsesim_run
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -37,9 +37,10 @@ from torch import Tensor, nn
 from sesim.config import TrainConfig
 from sesim.errors import UserError
 from sesim.features.vgg import VGG16Features
-from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
+from sesim.losses.adversarial import generator_loss
 from sesim.losses.spatial import SpatialCorrelativeLoss
 from sesim.methods.common import StepContext
+from sesim.methods.sesim import discriminator_step, heads_step
 from sesim.nets.munit import MultiScaleDiscriminator, MunitGenerator
 
 #: One pool of fakes for D; the multi-modal presets set ``pool_size`` 0 (MUNIT has none), which
@@ -199,29 +200,10 @@ def train_step(nets: MunitNets, ctx: StepContext, batch: dict[str, Tensor]) -> d
             feats_a = nets.vgg(real_a)
         feats_fake = nets.vgg(fake_b)
 
-    # Heads (LSeSim): pull maps of the same point in structure-preserving views together.
+    # Heads (LSeSim), then D on every scale: the same steps as the single-modal recipe.
     if nets.crit.heads is not None:
-        with ctx.amp():
-            with torch.no_grad():
-                aug_a, aug_b = batch["A_aug"], batch["B_aug"]
-                others = torch.cat([real_b, aug_b]).flip(2, 3)
-                feats_aug = nets.vgg(aug_a)
-                feats_oth = nets.vgg(others)
-            src = [torch.cat([f, f]) for f in feats_a]
-            pos = [torch.cat([f.detach(), g]) for f, g in zip(feats_fake, feats_aug)]
-            loss_heads = nets.crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
-        ctx.update("heads", loss_heads)
-        logs["heads_nce"] = loss_heads.detach()
-
-    # Discriminator: real target images against (pooled) fakes, on every scale.
-    with ctx.amp():
-        pooled = ctx.pools["fake_B"].query(fake_b.detach(), ctx.generator)
-        d_real, d_fake = discriminator_loss_terms(
-            nets.D(real_b), nets.D(pooled), cfg.optim.gan_mode
-        )
-        loss_d = 0.5 * (d_real + d_fake)
-    ctx.update("D", loss_d)
-    logs["D_real"], logs["D_fake"] = d_real.detach(), d_fake.detach()
+        logs.update(heads_step(nets.vgg, nets.crit, ctx, batch, feats_a, feats_fake))
+    logs.update(discriminator_step(nets.D, ctx, real_b, fake_b))
 
     # Generator: fool D on every scale while keeping the input's self-similarity; the style
     # encoder must read the sampled code back from the translation.

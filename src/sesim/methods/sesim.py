@@ -96,6 +96,64 @@ def build_optimizers(cfg: TrainConfig, nets: SesimNets) -> dict[str, torch.optim
     return opts
 
 
+def heads_step(
+    vgg: VGG16Features,
+    crit: SpatialCorrelativeLoss,
+    ctx: StepContext,
+    batch: dict[str, Tensor],
+    feats_a: list[Tensor],
+    feats_fake: list[Tensor],
+) -> dict[str, Tensor]:
+    """LSeSim's heads step: pull maps of the same point in structure-preserving views together.
+
+    src = [x, x]; positives = [translation (detached), jitter(x)]; others = [y, jitter(y)]
+    flipped on both spatial axes, as the public code.
+
+    Args:
+        vgg: the frozen extractor.
+        crit: the loss owning the heads (``ctx.optimizers["heads"]`` steps them).
+        ctx: step context.
+        batch: with ``B``, ``A_aug`` and ``B_aug`` (B, 3, H, W).
+        feats_a: VGG features of the inputs (no graph).
+        feats_fake: VGG features of the translations (detached here).
+
+    Returns:
+        ``{"heads_nce": loss}`` (detached).
+    """
+    with ctx.amp():
+        with torch.no_grad():
+            others = torch.cat([batch["B"], batch["B_aug"]]).flip(2, 3)
+            feats_aug = vgg(batch["A_aug"])
+            feats_oth = vgg(others)
+        src = [torch.cat([f, f]) for f in feats_a]
+        pos = [torch.cat([f.detach(), g]) for f, g in zip(feats_fake, feats_aug)]
+        loss = crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
+    ctx.update("heads", loss)
+    return {"heads_nce": loss.detach()}
+
+
+def discriminator_step(
+    D: nn.Module, ctx: StepContext, real_b: Tensor, fake_b: Tensor
+) -> dict[str, Tensor]:
+    """Real target images against pooled, detached fakes (every scale of a multi-scale D).
+
+    Args:
+        D: discriminator (``ctx.optimizers["D"]`` steps it).
+        ctx: step context (its ``fake_B`` pool).
+        real_b: (B, 3, H, W) target-domain images.
+        fake_b: (B, 3, H, W) translations.
+
+    Returns:
+        ``D_real`` and ``D_fake`` terms (detached).
+    """
+    with ctx.amp():
+        pooled = ctx.pools["fake_B"].query(fake_b.detach(), ctx.generator)
+        d_real, d_fake = discriminator_loss_terms(D(real_b), D(pooled), ctx.cfg.optim.gan_mode)
+        loss = 0.5 * (d_real + d_fake)
+    ctx.update("D", loss)
+    return {"D_real": d_real.detach(), "D_fake": d_fake.detach()}
+
+
 def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """One optimisation step of every network; returns detached losses for logging.
 
@@ -120,29 +178,9 @@ def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> d
             feats_a = nets.vgg(real_a)
         feats_fake = nets.vgg(fake_b)
 
-    # Heads (LSeSim): pull maps of the same point in structure-preserving views together.
     if nets.crit.heads is not None:
-        with ctx.amp():
-            with torch.no_grad():
-                aug_a, aug_b = batch["A_aug"], batch["B_aug"]
-                others = torch.cat([real_b, aug_b]).flip(2, 3)
-                feats_aug = nets.vgg(aug_a)
-                feats_oth = nets.vgg(others)
-            src = [torch.cat([f, f]) for f in feats_a]
-            pos = [torch.cat([f.detach(), g]) for f, g in zip(feats_fake, feats_aug)]
-            loss_heads = nets.crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
-        ctx.update("heads", loss_heads)
-        logs["heads_nce"] = loss_heads.detach()
-
-    # Discriminator: real target images against pooled fakes.
-    with ctx.amp():
-        pooled = ctx.pools["fake_B"].query(fake_b.detach(), ctx.generator)
-        d_real, d_fake = discriminator_loss_terms(
-            nets.D(real_b), nets.D(pooled), cfg.optim.gan_mode
-        )
-        loss_d = 0.5 * (d_real + d_fake)
-    ctx.update("D", loss_d)
-    logs["D_real"], logs["D_fake"] = d_real.detach(), d_fake.detach()
+        logs.update(heads_step(nets.vgg, nets.crit, ctx, batch, feats_a, feats_fake))
+    logs.update(discriminator_step(nets.D, ctx, real_b, fake_b))
 
     # Generator: fool D while keeping the input's self-similarity.
     heads = nets.crit.heads
