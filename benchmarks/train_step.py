@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+import warnings
 from dataclasses import replace
 
 import torch
@@ -138,6 +139,8 @@ def main() -> None:
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu"
     )
     args = parser.parse_args()
+    # Random VGG weights are the point here (timing does not depend on them): no warning.
+    warnings.filterwarnings("ignore", message="VGG16Features uses random weights")
     for name in args.preset.split(","):
         if name not in BENCH_PRESETS:
             parser.error(f"unknown preset {name!r}; choose from {', '.join(BENCH_PRESETS)}")

@@ -39,3 +39,42 @@ def test_loss_speed_benchmark_runs() -> None:
     doc = json.loads(out.strip().splitlines()[-1])
     (row,) = doc["results"]
     assert row["window"] == "16" and row["vectorised_ms"] > 0 and row["speedup"] > 1
+
+
+def test_precision_quality_benchmark_toy_size(tmp_path: Path) -> None:
+    toy = ["--methods", "fsesim", "--tasks", "layout", "--steps", "2", "--size", "32",
+           "--n-train", "8", "--n-test", "6", "--aux-steps", "5", "--quiet"]  # fmt: skip
+    out = _run("benchmarks/precision_quality.py", *toy, "--seeds", "0,1", "--out", str(tmp_path))
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert doc["precisions"] == ["fp32", "bf16"] and doc["seeds"] == [0, 1]
+    (row,) = doc["rows"]
+    assert (row["task"], row["method"]) == ("layout", "fsesim")
+    for metric in ("miou", "pixel_acc", "fid", "kid", "target_rate"):
+        fp32, bf16 = row[metric]["fp32"], row[metric]["bf16"]
+        assert len(fp32["values"]) == len(bf16["values"]) == 2 and fp32["std"] is not None
+        paired = [b - a for a, b in zip(fp32["values"], bf16["values"])]
+        assert abs(row[metric]["diff"]["bf16"] - sum(paired) / 2) < 1e-9
+        assert doc["summary"][metric]["bf16"]["n"] == 2
+    # Each precision trained its runs as asked, and both were judged by the same fp32 judges.
+    for seed in (0, 1):
+        runs = {p: json.loads((tmp_path / f"{p}-seed{seed}" / "results.json").read_text())
+                for p in ("fp32", "bf16")}  # fmt: skip
+        assert [runs[p]["precision"] for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+        assert (
+            runs["fp32"]["tasks"]["layout"]["yardstick"]
+            == runs["bf16"]["tasks"]["layout"]["yardstick"]
+        )
+        cfg = (
+            tmp_path / f"bf16-seed{seed}" / "runs" / "layout" / "fsesim" / "config.yaml"
+        ).read_text()
+        assert "precision: bf16" in cfg
+    assert "| fsesim |" in (tmp_path / "comparison.md").read_text()
+    # A second call reads the finished folders instead of training again.
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/precision_quality.py", *toy, "--seeds", "0,1", "--out",
+         str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env=dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    assert proc.returncode == 0 and "==" not in proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["rows"] == doc["rows"]

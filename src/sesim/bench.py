@@ -83,7 +83,7 @@ from tqdm import tqdm
 
 from sesim.argtypes import nonneg_int as _nonneg_int
 from sesim.argtypes import positive_int as _positive_int
-from sesim.config import PRESETS, TrainConfig, preset, to_dict, validate
+from sesim.config import PRESETS, Precision, TrainConfig, preset, to_dict, validate
 from sesim.data.synthetic import TASKS, write_synthetic_dataset
 from sesim.data.unpaired import derive_seed
 from sesim.errors import UserError
@@ -271,6 +271,7 @@ def run_config(
     seed: int,
     device: str,
     vgg_weights: str,
+    precision: Precision = "fp32",
 ) -> TrainConfig:
     """The training config of one bench row: its preset with the bench's shared settings.
 
@@ -281,6 +282,8 @@ def run_config(
         seed: seed of the run (the same for every method, so equal networks start equal).
         device: the run's device.
         vgg_weights: ``imagenet`` or ``random`` (the same for every method).
+        precision: training precision, ``fp32``, ``bf16`` or ``fp16`` (the same for every
+            method).
     Returns:
         The validated config.
     """
@@ -295,7 +298,7 @@ def run_config(
         batch=bench.batch,
         seed=seed,
         device=device,
-        precision="fp32",
+        precision=precision,
         save_every=min(bench.steps, 1000),
         keep_last=1,
         log_every=min(50, bench.steps),
@@ -863,7 +866,8 @@ def write_results_md(results: dict[str, Any], path: Path) -> str:
         f"{p['ndf']}, Adam {p['lr']:g}, {p['num_queries']} queries; {p['n_train']} training "
         f"images per domain, {p['n_test']} test scenes. Device {results['device']}, "
         f"{results['jobs']} run(s) at a time on {results['threads']} thread(s) each, VGG16 "
-        f"weights: {results['vgg_weights']}, seed {results['seed']}. Wall time "
+        f"weights: {results['vgg_weights']}, seed {results['seed']}, training precision "
+        f"{results.get('precision', 'fp32')}. Wall time "
         f"{results['elapsed_s'] / 60:.1f} min.",
         "",
         "Structure: a segmenter trained on real target images labels each translation of the "
@@ -967,6 +971,7 @@ class BenchArgs:
         out: the results folder.
         device: device of the runs and the judges.
         seed: seed of data, runs and judges.
+        precision: training precision of every run (the judges and scoring stay fp32).
         jobs: runs trained at once, each in its own process (1: one after the other, here).
         quiet: no progress bar.
         command: the command line, for the report.
@@ -978,6 +983,7 @@ class BenchArgs:
     out: Path
     device: str
     seed: int
+    precision: Precision = "fp32"
     jobs: int = 1
     quiet: bool = False
     command: str = ""
@@ -1101,6 +1107,7 @@ def run_benchmark(args: BenchArgs) -> dict[str, Any]:
         "threads": threads if args.jobs > 1 else torch.get_num_threads(),
         "vgg_weights": vgg_weights,
         "seed": args.seed,
+        "precision": args.precision,
         "elapsed_s": 0.0,
         "tasks": {},
     }
@@ -1117,7 +1124,9 @@ def run_benchmark(args: BenchArgs) -> dict[str, Any]:
         # Every config first: a bad name or value fails before any work.
         data = {task: prepare_data(out, task, bench, args.seed) for task in args.tasks}
         configs = {
-            (task, m): run_config(m, bench, data[task].root, args.seed, str(device), vgg_weights)
+            (task, m): run_config(
+                m, bench, data[task].root, args.seed, str(device), vgg_weights, args.precision
+            )
             for task in args.tasks
             for m in args.methods
         }
@@ -1284,6 +1293,13 @@ def add_bench_parser(subparsers: Any) -> Any:
         "per CPU core for quick, 1 for full and on a GPU)",
     )
     q.add_argument("--seed", type=_nonneg_int, default=0, help="seed of data, runs and judges")
+    q.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="training precision of every run: fp32, bf16 (autocast) or fp16 (autocast and a "
+        "grad scaler); the judges and the scoring stay fp32 (default fp32)",
+    )
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_bench_quality)
     bench.set_defaults(func=lambda args: _help(bench))
@@ -1323,6 +1339,9 @@ def resolve_args(args: argparse.Namespace) -> BenchArgs:
     jobs = args.jobs or bench.jobs or (1 if device.startswith("cuda") else cpu_cores())
     if args.seed:
         command.append(f"--seed {args.seed}")
+    precision: Precision = getattr(args, "precision", "fp32")
+    if precision != "fp32":
+        command.append(f"--precision {precision}")
     return BenchArgs(
         bench=bench,
         methods=methods,
@@ -1330,6 +1349,7 @@ def resolve_args(args: argparse.Namespace) -> BenchArgs:
         out=args.out,
         device=device,
         seed=args.seed,
+        precision=precision,
         jobs=min(jobs, len(methods) * len(tasks)),
         quiet=args.quiet,
         command=" ".join(command),
