@@ -16,7 +16,7 @@ from PIL import Image
 
 from sesim.config import PRESETS, TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
-from sesim.train import list_checkpoints, load_checkpoint, lr_lambda, train
+from sesim.train import StepTimer, list_checkpoints, load_checkpoint, lr_lambda, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,13 +58,24 @@ def test_every_preset_trains_a_few_steps(name: str, dataset: Path, tmp_path: Pat
     assert state["step"] == 2
     assert set(state["nets"]) >= {"G", "D"}
     assert ("heads" in state["nets"]) == cfg.structure.loss.learned
-    for v in state["history"]["step_times"]:
-        assert v > 0
+    times = state["history"]["step_times"]
+    assert len(times) == 2 and all(v > 0 for v in times)  # every step timed, none lost
     run = tmp_path / "run"
     assert (run / "config.yaml").is_file() and (run / "index.html").is_file()
     assert list((run / "samples").glob("*.png"))
     # VGG never appears in a checkpoint: it is frozen and rebuilt from the config.
     assert not any(k.startswith("vgg") for k in state["nets"])
+
+
+def test_step_timer_reports_each_step_once() -> None:
+    timer = StepTimer(torch.device("cpu"))
+    for pause in (0.0, 0.02, 0.0):
+        timer.start()
+        time.sleep(pause)
+        timer.stop()
+    times = timer.flush()
+    assert len(times) == 3 and times[1] >= 0.02 and min(times) >= 0
+    assert timer.flush() == []
 
 
 def test_lr_schedule_constant_then_linear() -> None:
