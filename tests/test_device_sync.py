@@ -6,7 +6,9 @@ idles while the next kernels are launched; at batch 1, where launches dominate, 
 than the arithmetic. Here the networks, their optimiser states, the pools and the batch live on
 PyTorch's ``meta`` device, where any read of a value raises: a step that completes on ``meta``
 has no host read of device data. (Reads of CPU tensors, such as the CPU random generator's
-draws and Adam's CPU step counters, stay allowed: they do not wait for the GPU.)
+draws and Adam's CPU step counters, stay allowed: they do not wait for the GPU.) Copies from
+the CPU to the device inside a step (query indices, style codes, noise drawn from the CPU
+generator) must be non-blocking: a blocking one waits for the device's queue to drain.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from sesim.config import TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
@@ -41,6 +45,25 @@ PRESETS = [
     "munit-lsesim",
     "single-image-tiny",
 ]
+
+
+class BlockingCopies(TorchDispatchMode):
+    """Records CPU-to-device copies that are not ``non_blocking``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func.overloadpacket in (torch.ops.aten._to_copy, torch.ops.aten.copy_):
+            src = args[1] if func.overloadpacket is torch.ops.aten.copy_ else args[0]
+            blocking = not kwargs.get("non_blocking", len(args) > 2 and args[2])
+            on_device = any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves(out))
+            if src.device.type == "cpu" and src.numel() and on_device and blocking:
+                self.found.append(f"{func} of {tuple(src.shape)}")
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +126,18 @@ def test_a_training_step_reads_no_device_value(name: str, data: Path) -> None:
         {pool: ImagePool(cfg.optim.pool_size) for pool in method.POOLS},
         torch.Generator().manual_seed(0),
     )
-    for _ in range(3):  # the third step draws from full pools
-        logs = method.train_step(nets, ctx, batch)
+    copies = BlockingCopies()
+    with copies:
+        for _ in range(3):  # the third step draws from full pools
+            logs = method.train_step(nets, ctx, batch)
+    assert not copies.found, f"blocking CPU-to-device copies in a step: {copies.found}"
     assert logs and all(v.device == META for v in logs.values())
     for module in nets.trainable().values():
         assert all(p.device == META for p in module.parameters())
 
 
-def test_a_device_value_read_is_caught() -> None:
-    """The check has teeth: the range check on query indices would read them."""
+def test_a_device_value_read_and_a_blocking_copy_are_caught() -> None:
+    """The checks have teeth: the range check on query indices would read them."""
     from sesim.losses import self_similarity
     from sesim.losses.selfsim import _check_query_idx
 
@@ -122,3 +148,9 @@ def test_a_device_value_read_is_caught() -> None:
         int(idx.max())
     with pytest.raises(ValueError, match="out of range"):
         _check_query_idx(torch.tensor([16]), 4, 4)  # CPU indices are still checked
+    copies = BlockingCopies()
+    with copies:
+        torch.zeros(3).to(META, non_blocking=True)
+        assert not copies.found
+        torch.zeros(3).to(META)
+    assert len(copies.found) == 1

@@ -152,11 +152,11 @@ class PatchSampleMLP(nn.Module):
             h, w = feat.shape[-2:]
             flat = feat.flatten(2).transpose(1, 2)  # (B, H*W, C)
             if patch_ids is not None:
-                ids = patch_ids[i].to(device=feat.device, dtype=torch.long)
+                ids = patch_ids[i].to(device=feat.device, dtype=torch.long, non_blocking=True)
             elif num_patches > 0:
                 draw_device = generator.device if generator is not None else feat.device
                 perm = torch.randperm(h * w, generator=generator, device=draw_device)
-                ids = perm[: min(num_patches, h * w)].to(feat.device)
+                ids = perm[: min(num_patches, h * w)].to(feat.device, non_blocking=True)
             else:
                 ids = torch.arange(h * w, device=feat.device)
             x = flat[:, ids, :].flatten(0, 1)  # (B*N, C)

@@ -139,7 +139,7 @@ def self_similarity(
         raise ValueError(f"window must be >= 1 (or None for the whole map); got {window}")
     B, _, H, W = feat.shape
     _check_query_idx(query_idx, H, W)
-    query_idx = query_idx.to(device=feat.device, dtype=torch.long)
+    query_idx = query_idx.to(device=feat.device, dtype=torch.long, non_blocking=True)
 
     flat = normalize_features(feat, kind).flatten(2)  # (B, C, HW)
     query = flat[:, :, query_idx].transpose(1, 2)  # (B, N, C)
@@ -209,7 +209,8 @@ def sample_queries(
     if num <= 0 or num >= total:
         return torch.arange(total, device=device)
     if strategy == "random":
-        return torch.randperm(total, generator=generator)[:num].to(device)
+        # A non-blocking copy: from pageable memory it is staged at once, with no device sync.
+        return torch.randperm(total, generator=generator)[:num].to(device, non_blocking=True)
     # A grid with about `num` points spread in proportion to the map's sides.
     ny = max(1, min(height, round(math.sqrt(num * height / width))))
     nx = max(1, min(width, round(num / ny)))

@@ -760,6 +760,7 @@ class MunitGenerator(nn.Module):
         return z.to(
             device=param.device if device is None else device,
             dtype=param.dtype if dtype is None else dtype,
+            non_blocking=True,
         )
 
 

@@ -688,7 +688,7 @@ def _normal(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | N
     """N(0, 1) samples with the dtype and device of ``like``, drawn on the generator's device."""
     device = like.device if generator is None else generator.device
     sample = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
-    return sample.to(device=like.device, dtype=like.dtype)
+    return sample.to(device=like.device, dtype=like.dtype, non_blocking=True)
 
 
 class StyleGAN2Generator(nn.Module):
