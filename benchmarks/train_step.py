@@ -97,6 +97,8 @@ def cpu_peak_bytes(step: Callable[[], object], nets: Any, ctx: StepContext) -> i
 
 def run(cfg: TrainConfig, steps: int, warmup: int) -> dict[str, Any]:
     device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as training does (one crop size)
     method = get_method(cfg.method)
     nets = method.build(cfg)
     fmt = torch.channels_last if cfg.channels_last else torch.preserve_format

@@ -466,6 +466,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         device = torch.device("cuda", ranks.local_rank)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    elif device.type == "cuda":
+        # Training crops have one size: let cuDNN time its convolution algorithms once.
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed + ranks.rank)
     np.random.seed((cfg.seed + ranks.rank) % 2**32)
     random.seed(cfg.seed + ranks.rank)

@@ -104,6 +104,22 @@ class BlurDownsample(nn.Module):
         return F.conv2d(self.pad(x), self.filt, stride=self.stride, groups=x.shape[1])
 
 
+def replicate_pad1(x: Tensor) -> Tensor:
+    """Replicate-pad the last two dimensions by one pixel on each side.
+
+    The same values as ``F.pad(x, (1, 1, 1, 1), mode="replicate")``, built from slices and
+    concatenations: torch.compile (torch 2.14) fails on the backward of ``replication_pad2d``
+    when it lays the input out channels-last, which it chooses for convolution outputs.
+
+    Args:
+        x: (B, C, H, W) features.
+    Returns:
+        (B, C, H + 2, W + 2) features.
+    """
+    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+    return torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
+
+
 class BlurUpsample(nn.Module):
     """Anti-aliased 2x upsampling: transposed convolution with a fixed binomial filter.
 
@@ -125,7 +141,6 @@ class BlurUpsample(nn.Module):
         self.filt_size = filt_size
         self.stride = stride
         self.pad_size = (filt_size - 1) // 2
-        self.pad = nn.ReplicationPad2d(1)
         filt = binomial_filter(filt_size) * stride**2
         self.register_buffer("filt", filt[None, None].repeat(channels, 1, 1, 1))
 
@@ -138,7 +153,11 @@ class BlurUpsample(nn.Module):
             (B, channels, 2H, 2W) features (for the default stride 2 and filter size 4).
         """
         out = F.conv_transpose2d(
-            self.pad(x), self.filt, stride=self.stride, padding=1 + self.pad_size, groups=x.shape[1]
+            replicate_pad1(x),
+            self.filt,
+            stride=self.stride,
+            padding=1 + self.pad_size,
+            groups=x.shape[1],
         )[:, :, 1:, 1:]
         if self.filt_size % 2 == 1:
             return out
