@@ -119,7 +119,7 @@ def test_appearance_change_costs_far_less_than_a_shift(learned: bool, kind: str,
 
     def loss(y: torch.Tensor) -> float:
         g = torch.Generator().manual_seed(0)
-        return float(crit.structure_loss(fx, extractor(y), generator=g))
+        return float(crit.structure_loss(fx, extractor(y), generator=g).detach())
 
     assert loss(x) == pytest.approx(0.0, abs=1e-6)
     assert 3 * max(loss(y) for y in appearance) < min(loss(y) for y in shifts)
