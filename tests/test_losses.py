@@ -210,3 +210,30 @@ def test_info_mode_structure_loss_uses_other() -> None:
 def test_bad_arguments_raise_value_error(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_losses_run_in_float32_under_bf16_autocast(learned: bool) -> None:
+    """Autocast makes the networks' features bf16; the heads, maps and comparison stay float32,
+    so the loss equals the float32 loss of the same (bf16-rounded) features."""
+    cfg = SpatialLossConfig(window=4, num_queries=16, learned=learned)
+    crit = SpatialCorrelativeLoss([8, 16], cfg)
+    g = torch.Generator().manual_seed(0)
+    fx, fy, fo = (
+        [torch.randn(2, 8, 12, 12, generator=g), torch.randn(2, 16, 6, 6, generator=g)]
+        for _ in range(3)
+    )
+    low = [[f.bfloat16() for f in feats] for feats in (fx, fy, fo)]
+    for feats in low:
+        for f in feats:
+            f.requires_grad_(True)
+    ref = [[f.detach().float() for f in feats] for feats in low]
+    idx = crit.sample_indices(fx, torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        s_low = crit.structure_loss(low[0], low[1], indices=idx)
+        c_low = crit.contrastive_loss(low[0], low[1], low[2], indices=idx)
+    assert s_low.dtype == c_low.dtype == torch.float32
+    torch.testing.assert_close(s_low, crit.structure_loss(ref[0], ref[1], indices=idx))
+    torch.testing.assert_close(c_low, crit.contrastive_loss(ref[0], ref[1], ref[2], indices=idx))
+    (s_low + c_low).backward()
+    assert low[1][0].grad is not None and low[1][0].grad.dtype == torch.bfloat16

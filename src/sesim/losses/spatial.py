@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -234,22 +235,23 @@ class SpatialCorrelativeLoss(nn.Module):
         self._check(*lists)
         if cfg.mode == "info" and feats_other is None:
             raise ValueError("mode 'info' needs feats_other, features of other images")
-        px, py = self.project(feats_x), self.project(feats_y)
-        po = self.project(feats_other) if feats_other is not None else None
-        idx = list(indices) if indices is not None else self.sample_indices(px, generator)
-        total = px[0].new_zeros(())
-        for layer, (fx, fy) in enumerate(zip(px, py)):
-            sim_x = self.maps(fx, idx[layer])
-            sim_y = self.maps(fy, idx[layer])
-            sim_o = self.maps(po[layer], idx[layer]) if po is not None else None
-            total = total + compare_similarity(
-                sim_x,
-                sim_y,
-                cfg.mode,
-                sim_other=sim_o if cfg.mode == "info" else None,
-                temperature=cfg.temperature,
-                smooth=cfg.use_smooth,
-            )
+        with _full_precision(feats_y[0].device):
+            px, py = self.project(_fp32(feats_x)), self.project(_fp32(feats_y))
+            po = self.project(_fp32(feats_other)) if feats_other is not None else None
+            idx = list(indices) if indices is not None else self.sample_indices(px, generator)
+            total = px[0].new_zeros(())
+            for layer, (fx, fy) in enumerate(zip(px, py)):
+                sim_x = self.maps(fx, idx[layer])
+                sim_y = self.maps(fy, idx[layer])
+                sim_o = self.maps(po[layer], idx[layer]) if po is not None else None
+                total = total + compare_similarity(
+                    sim_x,
+                    sim_y,
+                    cfg.mode,
+                    sim_other=sim_o if cfg.mode == "info" else None,
+                    temperature=cfg.temperature,
+                    smooth=cfg.use_smooth,
+                )
         return total / len(px)
 
     def contrastive_loss(
@@ -278,15 +280,34 @@ class SpatialCorrelativeLoss(nn.Module):
             Scalar loss.
         """
         self._check(feats_x, feats_pos, feats_other)
-        px, pp, po = self.project(feats_x), self.project(feats_pos), self.project(feats_other)
-        idx = list(indices) if indices is not None else self.sample_indices(px, generator)
-        total = px[0].new_zeros(())
-        for layer in range(len(px)):
-            total = total + compare_similarity(
-                self.maps(px[layer], idx[layer]),
-                self.maps(pp[layer], idx[layer]),
-                "info",
-                sim_other=self.maps(po[layer], idx[layer]),
-                temperature=self.config.temperature,
-            )
+        with _full_precision(feats_x[0].device):
+            px = self.project(_fp32(feats_x))
+            pp, po = self.project(_fp32(feats_pos)), self.project(_fp32(feats_other))
+            idx = list(indices) if indices is not None else self.sample_indices(px, generator)
+            total = px[0].new_zeros(())
+            for layer in range(len(px)):
+                total = total + compare_similarity(
+                    self.maps(px[layer], idx[layer]),
+                    self.maps(pp[layer], idx[layer]),
+                    "info",
+                    sim_other=self.maps(po[layer], idx[layer]),
+                    temperature=self.config.temperature,
+                )
         return total / len(px)
+
+
+def _fp32(feats: Sequence[Tensor]) -> list[Tensor]:
+    """Features in float32 (a no-op for float32 ones; bf16/fp16 ones from autocast are cast)."""
+    return [f.float() for f in feats]
+
+
+def _full_precision(device: torch.device) -> AbstractContextManager[object]:
+    """Autocast off on ``device`` for the loss: heads, maps and comparison run in float32.
+
+    Under bf16 autocast the similarity products, ``tanh`` and the top-quarter masking would run
+    with an 8-bit mantissa; the loss is a small part of the step's arithmetic, so it keeps full
+    precision whatever the networks use.
+    """
+    if device.type in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()
