@@ -141,3 +141,15 @@ def test_cut_nce_pipeline_with_generator() -> None:
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in f.parameters())
     assert all(p.grad is not None for p in g.parameters())
+
+
+def test_patchnce_runs_in_float32_under_bf16_autocast() -> None:
+    g = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(2, 32, 16, generator=g), dim=-1).bfloat16().requires_grad_(True)
+    k = F.normalize(torch.randn(2, 32, 16, generator=g), dim=-1).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = patchnce_loss(q, k)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, patchnce_loss(q.detach().float(), k.float()))
+    low.backward()
+    assert q.grad is not None and q.grad.dtype == torch.bfloat16

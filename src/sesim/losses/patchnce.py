@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sesim.losses._precision import full_precision
+
 #: Logit given to a query paired with itself among the negatives (before the temperature), as
 #: CUT's ``masked_fill_(diagonal, -10.0)``: exp(-10 / T) is practically zero.
 _SELF_LOGIT = -10.0
@@ -71,13 +73,15 @@ def patchnce_loss(
         feat_k = feat_k.reshape(1, -1, feat_k.shape[-1])
 
     n = feat_q.shape[1]
-    l_pos = (feat_q * feat_k).sum(dim=-1, keepdim=True)  # (B, N, 1)
-    l_neg = torch.bmm(feat_q, feat_k.transpose(1, 2))  # (B, N, N)
-    eye = torch.eye(n, dtype=torch.bool, device=feat_q.device)
-    l_neg = l_neg.masked_fill(eye, _SELF_LOGIT)
-    logits = torch.cat([l_pos, l_neg], dim=-1).flatten(0, 1) / temperature  # (B*N, 1+N)
-    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits, target)
+    with full_precision(feat_q.device):  # logits / 0.07 in float32 under autocast too
+        feat_q, feat_k = feat_q.float(), feat_k.float()
+        l_pos = (feat_q * feat_k).sum(dim=-1, keepdim=True)  # (B, N, 1)
+        l_neg = torch.bmm(feat_q, feat_k.transpose(1, 2))  # (B, N, N)
+        eye = torch.eye(n, dtype=torch.bool, device=feat_q.device)
+        l_neg = l_neg.masked_fill(eye, _SELF_LOGIT)
+        logits = torch.cat([l_pos, l_neg], dim=-1).flatten(0, 1) / temperature  # (B*N, 1+N)
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        return F.cross_entropy(logits, target)
 
 
 class PatchSampleMLP(nn.Module):

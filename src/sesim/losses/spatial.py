@@ -13,13 +13,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from sesim.losses._precision import full_precision
 from sesim.losses.selfsim import (
     COMPARE_MODES,
     QUERY_STRATEGIES,
@@ -235,7 +235,7 @@ class SpatialCorrelativeLoss(nn.Module):
         self._check(*lists)
         if cfg.mode == "info" and feats_other is None:
             raise ValueError("mode 'info' needs feats_other, features of other images")
-        with _full_precision(feats_y[0].device):
+        with full_precision(feats_y[0].device):
             px, py = self.project(_fp32(feats_x)), self.project(_fp32(feats_y))
             po = self.project(_fp32(feats_other)) if feats_other is not None else None
             idx = list(indices) if indices is not None else self.sample_indices(px, generator)
@@ -280,7 +280,7 @@ class SpatialCorrelativeLoss(nn.Module):
             Scalar loss.
         """
         self._check(feats_x, feats_pos, feats_other)
-        with _full_precision(feats_x[0].device):
+        with full_precision(feats_x[0].device):
             px = self.project(_fp32(feats_x))
             pp, po = self.project(_fp32(feats_pos)), self.project(_fp32(feats_other))
             idx = list(indices) if indices is not None else self.sample_indices(px, generator)
@@ -299,15 +299,3 @@ class SpatialCorrelativeLoss(nn.Module):
 def _fp32(feats: Sequence[Tensor]) -> list[Tensor]:
     """Features in float32 (a no-op for float32 ones; bf16/fp16 ones from autocast are cast)."""
     return [f.float() for f in feats]
-
-
-def _full_precision(device: torch.device) -> AbstractContextManager[object]:
-    """Autocast off on ``device`` for the loss: heads, maps and comparison run in float32.
-
-    Under bf16 autocast the similarity products, ``tanh`` and the top-quarter masking would run
-    with an 8-bit mantissa; the loss is a small part of the step's arithmetic, so it keeps full
-    precision whatever the networks use.
-    """
-    if device.type in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device.type):
-        return torch.autocast(device.type, enabled=False)
-    return nullcontext()
