@@ -106,7 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="imagenet (torch hub cache), auto (ImageNet if cached, else random), random, "
         "or a .pth file",
     )
-    t.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="training precision")
+    t.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        help="training precision: fp32 (default), bf16 (autocast; fastest on recent GPUs and "
+        "AVX512-BF16 CPUs) or fp16 (autocast with a gradient scaler); the structure losses "
+        "always compute in float32",
+    )
     t.add_argument("--direction", choices=("AtoB", "BtoA"), help="translation direction")
     t.add_argument(
         "--mode",
@@ -120,7 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--channels-last", action="store_true", help="channels-last memory format (GPU speed)"
     )
-    t.add_argument("--compile", action="store_true", help="torch.compile the trained networks")
+    t.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the trained networks (slow first steps, then faster ones; not "
+        "with the single-image mode's gradient penalty)",
+    )
     t.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms (exact resume)"
     )
