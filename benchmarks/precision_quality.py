@@ -21,6 +21,7 @@ import json
 import math
 import statistics
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def finished(args: BenchArgs) -> dict[str, Any] | None:
         return None
     results: dict[str, Any] = json.loads(path.read_text())
     same = (
-        results.get("preset") == json.loads(json.dumps(_asdict(args)))
+        results.get("preset") == json.loads(json.dumps(asdict(args.bench)))  # tuples as lists
         and results.get("precision", "fp32") == args.precision
         and results.get("seed") == args.seed
     )
@@ -107,12 +108,6 @@ def finished(args: BenchArgs) -> dict[str, Any] | None:
         if not set(args.methods) <= rows:
             return None
     return results
-
-
-def _asdict(args: BenchArgs) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(args.bench)
 
 
 def collect(ns: argparse.Namespace) -> tuple[dict[str, dict[int, dict[str, Any]]], BenchArgs]:
@@ -258,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     comparison = compare(results, args.methods, args.tasks)
     text = markdown(comparison, args)
-    doc = {"bench": _asdict(args), **comparison}
+    doc = {"bench": asdict(args.bench), **comparison}
     ns.out.mkdir(parents=True, exist_ok=True)
     (ns.out / "comparison.md").write_text(text)
     (ns.out / "comparison.json").write_text(json.dumps(doc, indent=2) + "\n")

@@ -83,7 +83,8 @@ class StepTimer:
         self.cuda = device.type == "cuda"
         self._t0 = 0.0
         self._start: Any = None
-        self._pending: list[Any] = []  # (start, end) CUDA event pairs, or host seconds
+        self._events: list[tuple[Any, Any]] = []  # (start, end) CUDA event pairs
+        self._seconds: list[float] = []  # host-timed steps
 
     def start(self) -> None:
         """Mark the start of a step."""
@@ -98,21 +99,17 @@ class StepTimer:
         if self.cuda:
             end = torch.cuda.Event(enable_timing=True)
             end.record()
-            self._pending.append((self._start, end))
+            self._events.append((self._start, end))
         else:
-            self._pending.append(time.perf_counter() - self._t0)
+            self._seconds.append(time.perf_counter() - self._t0)
 
     def flush(self) -> list[float]:
         """Seconds taken by each step stopped since the last flush, oldest first."""
-        out = []
-        for item in self._pending:
-            if self.cuda:
-                start, end = item
-                end.synchronize()
-                out.append(start.elapsed_time(end) / 1000)
-            else:
-                out.append(float(item))
-        self._pending = []
+        if self._events:
+            self._events[-1][1].synchronize()  # one stream: every earlier event is done too
+            self._seconds += [start.elapsed_time(end) / 1000 for start, end in self._events]
+            self._events = []
+        out, self._seconds = self._seconds, []
         return out
 
 
@@ -607,9 +604,10 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
 
             # Logging (with the checkpoints, the only places where the host waits for the
             # device: losses and step times are read here).
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            log_now = step % cfg.log_every == 0 or step == cfg.steps
+            if log_now:
                 record_times()
-            if ranks.main and (step % cfg.log_every == 0 or step == cfg.steps):
+            if ranks.main and log_now:
                 values = {k: float(v) for k, v in logs.items()}
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 if writer is not None:
