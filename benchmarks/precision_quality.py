@@ -79,7 +79,8 @@ def bench_args(ns: argparse.Namespace, precision: str, seed: int) -> BenchArgs:
             aux_steps=ns.aux_steps,
             device=ns.device,
             jobs=ns.jobs,
-            seed=seed,
+            seeds=[seed],
+            data_seed=seed,
             precision=precision,
             quiet=ns.quiet,
         )
@@ -99,7 +100,8 @@ def finished(args: BenchArgs) -> dict[str, Any] | None:
     same = (
         results.get("preset") == json.loads(json.dumps(asdict(args.bench)))  # tuples as lists
         and results.get("precision", "fp32") == args.precision
-        and results.get("seed") == args.seed
+        and results.get("seeds") == args.seeds
+        and results.get("data_seed") == args.data_seed
     )
     if not same:
         return None

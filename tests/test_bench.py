@@ -19,11 +19,15 @@ from sesim.bench import (
     Judges,
     TaskData,
     add_bench_parser,
+    aggregate_seeds,
     available_methods,
+    mean_and_se,
     prepare_data,
     prepare_judges,
+    resolve_args,
     run_config,
     score_translations,
+    structure_oracle,
     target_rate,
     train_appearance_net,
     train_run,
@@ -244,34 +248,102 @@ def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = tmp_path / "bench"
     argv = ["bench", "quality", "--steps", "2", "--size", "32", "--methods", "fsesim,table3-B"]
     argv += ["--tasks", "layout", "--out", str(out), "--n-train", "8", "--n-test", "6"]
-    argv += ["--aux-steps", "5", "--jobs", "2", "--quiet"]
+    argv += ["--aux-steps", "5", "--seeds", "0,1", "--jobs", "2", "--quiet"]
     args = _parse(argv)
     assert args.func(args) == 0
 
     printed = capsys.readouterr().out
     assert "| fsesim |" in printed and str(out / "results.md") in printed
     md = (out / "results.md").read_text()
-    assert "## layout" in md and "| table3-B |" in md and "*input A*" in md
+    assert "## layout" in md and "| table3-B |" in md and "*input A*" in md and "*oracle*" in md
     assert "| method | pixel acc | mIoU | FID | KID | target rate | ms/step | peak mem |" in md
-    assert "--jobs 2" in md
+    assert "--jobs 2" in md and "--seeds 0,1" in md and "training seeds 0, 1" in md
+    assert "Lowest target rate of a run:" in md
     results = json.loads((out / "results.json").read_text())
     assert results["jobs"] == 2 and results["preset"]["size"] == 32
-    rows = {r["method"]: r for r in results["tasks"]["layout"]["rows"]}
-    assert set(rows) == {"input A", "real B", "fsesim", "table3-B"}
+    assert results["seeds"] == [0, 1] and results["data_seed"] == 0
+    layout = results["tasks"]["layout"]
+    rows = {r["method"]: r for r in layout["rows"]}
+    assert set(rows) == {"input A", "real B", "oracle", "fsesim", "table3-B"}
+    # Method rows: mean and standard error over the two seeds' runs.
+    runs = [r for r in layout["runs"] if r["method"] == "fsesim"]
+    assert [r["seed"] for r in runs] == [0, 1]
+    miou = [r["miou"] for r in runs]
+    assert rows["fsesim"]["miou_runs"] == pytest.approx(miou)
+    assert rows["fsesim"]["miou"] == pytest.approx(sum(miou) / 2)
+    assert rows["fsesim"]["miou_se"] == pytest.approx(abs(miou[0] - miou[1]) / 2)
+    assert f"{rows['fsesim']['miou']:.3f} ± {rows['fsesim']['miou_se']:.3f}" in md
     assert rows["fsesim"]["steps"] == 2 and rows["fsesim"]["median_step_ms"] > 0
     assert rows["fsesim"]["peak_memory_bytes"] is None  # CPU: n/a
-    assert rows["fsesim"]["train_s"] > 0
-    for name in ("layout_fsesim.png", "layout_table3-B.png"):
+    assert rows["fsesim"]["min_target_rate"] == min(r["target_rate"] for r in runs)
+    assert all(r["train_s"] > 0 for r in layout["runs"])
+    # The oracle keeps the layout exactly: the segmenter scores it far above the input.
+    assert rows["oracle"]["pixel_acc"] > rows["input A"]["pixel_acc"]
+    for name in ("layout_fsesim_seed0.png", "layout_fsesim_seed1.png", "layout_table3-B_seed1.png"):
         assert (out / "samples" / name).stat().st_size > 0
     assert (out / "structure_vs_appearance.png").stat().st_size > 0
-    assert (out / "runs" / "layout" / "fsesim" / "train_summary.json").is_file()
+    for seed in (0, 1):
+        assert (out / "runs" / "layout" / "fsesim" / f"seed{seed}" / "train_summary.json").is_file()
 
     # Again, in this process: the runs and judges are reused and score the same.
     args = _parse([*argv[:-3], "--jobs", "1", "--quiet"])
     assert args.func(args) == 0
-    again = json.loads((out / "results.json").read_text())["tasks"]["layout"]["rows"]
-    assert {r["method"]: r["train_s"] for r in again if r["kind"] == "method"} == {
-        "fsesim": None,
-        "table3-B": None,
-    }
-    assert [r["miou"] for r in again] == pytest.approx([r["miou"] for r in rows.values()])
+    again = json.loads((out / "results.json").read_text())["tasks"]["layout"]
+    assert all(r["train_s"] is None for r in again["runs"])
+    assert [r["miou"] for r in again["rows"]] == pytest.approx([r["miou"] for r in rows.values()])
+
+
+def test_seed_flags(tmp_path: Path) -> None:
+    args = resolve_args(_parse(["bench", "quality", "--seeds", "2,0,2", "--out", str(tmp_path)]))
+    assert args.seeds == [2, 0] and args.data_seed == 0
+    assert resolve_args(_parse(["bench", "quality", "--seed", "3"])).seeds == [3]
+    assert resolve_args(_parse(["bench", "quality"])).seeds == [0]
+    with pytest.raises(UserError, match="either --seeds or --seed"):
+        resolve_args(_parse(["bench", "quality", "--seeds", "1", "--seed", "2"]))
+    with pytest.raises(SystemExit):
+        _parse(["bench", "quality", "--seeds", "0,x"])
+
+
+def test_mean_and_standard_error() -> None:
+    assert mean_and_se([0.5]) == (0.5, None)
+    mean, se = mean_and_se([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3)
+    assert se == pytest.approx(float(torch.tensor([1.0, 2.0, 4.0]).std() / 3**0.5))
+    row = aggregate_seeds(
+        [
+            {
+                "method": "m",
+                "kind": "method",
+                "seed": 0,
+                "miou": 0.2,
+                "target_rate": 1.0,
+                "run": "a",
+            },
+            {
+                "method": "m",
+                "kind": "method",
+                "seed": 1,
+                "miou": 0.4,
+                "target_rate": 0.5,
+                "run": "b",
+            },
+        ]
+    )
+    assert row["miou"] == pytest.approx(0.3) and row["miou_se"] == pytest.approx(0.1)
+    assert row["min_target_rate"] == 0.5 and row["seeds"] == [0, 1] and row["runs"] == ["a", "b"]
+    assert row["fid"] is None and row["fid_runs"] == []
+
+
+def test_structure_oracle_paints_class_means(toy_data: TaskData) -> None:
+    oracle = structure_oracle(toy_data)
+    assert oracle.shape == toy_data.test_a.shape
+    pixels = toy_data.train_b.permute(0, 2, 3, 1)
+    for k in toy_data.labels_test.unique().tolist():
+        where = toy_data.labels_test == k
+        painted = oracle.permute(0, 2, 3, 1)[where]
+        expected = (
+            pixels[toy_data.labels_train_b == k].mean(0)
+            if (toy_data.labels_train_b == k).any()
+            else pixels.reshape(-1, 3).mean(0)
+        )
+        assert torch.allclose(painted, expected.expand_as(painted), atol=1e-5)

@@ -69,7 +69,13 @@ def test_precision_quality_benchmark_toy_size(tmp_path: Path) -> None:
             == runs["bf16"]["tasks"]["layout"]["yardstick"]
         )
         cfg = (
-            tmp_path / f"bf16-seed{seed}" / "runs" / "layout" / "fsesim" / "config.yaml"
+            tmp_path
+            / f"bf16-seed{seed}"
+            / "runs"
+            / "layout"
+            / "fsesim"
+            / f"seed{seed}"
+            / "config.yaml"
         ).read_text()
         assert "precision: bf16" in cfg
     assert "| fsesim |" in (tmp_path / "comparison.md").read_text()

@@ -48,7 +48,7 @@ def _png(path: Path) -> np.ndarray:
 
 
 def test_registry() -> None:
-    assert set(TASKS) == {"layout", "shapes", "multistyle"}
+    assert set(TASKS) == {"layout", "shapes", "maps", "multistyle"}
     for name, task in TASKS.items():
         assert task.name == name
         assert len(task.palette) == task.n_classes == len(task.class_names)
@@ -90,6 +90,24 @@ def test_layout_domain_a_is_the_flat_palette() -> None:
     assert len(np.unique(s.label)) >= 4
 
 
+def test_maps_has_thin_roads_and_small_buildings() -> None:
+    names = TASKS["maps"].class_names
+    road, building = names.index("road"), names.index("building")
+    for seed in range(5):
+        s = render_sample("maps", seed, 64)
+        assert np.array_equal(s.a, label_to_color(s.label, "maps"))
+        roads = s.label == road
+        assert 0 < roads.mean() < 0.25
+        # Thin: most road pixels have a non-road pixel within 2 px across some axis.
+        near_edge = np.zeros_like(roads)
+        for shift in (-2, -1, 1, 2):
+            for axis in (0, 1):
+                near_edge |= ~np.roll(roads, shift, axis=axis)
+        assert (near_edge[roads]).mean() > 0.9
+        # Small objects: the buildings together cover little of the map.
+        assert 0 < (s.label == building).mean() < 0.1
+
+
 def test_styles() -> None:
     styles = {render_sample("multistyle", seed, 16).style for seed in range(30)}
     assert styles == {0, 1, 2}
@@ -110,7 +128,7 @@ def test_palette_and_label_to_color() -> None:
 
 
 def test_bad_arguments_are_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="choose one of layout, shapes, multistyle"):
+    with pytest.raises(UserError, match="choose one of layout, shapes, maps, multistyle"):
         render_sample("horses", 0, 32)
     with pytest.raises(UserError, match="at least 16"):
         render_sample("layout", 0, 8)

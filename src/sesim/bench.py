@@ -150,7 +150,7 @@ class BenchPreset:
     jobs: int
     device: str
     methods: tuple[str, ...]
-    tasks: tuple[str, ...] = ("layout", "shapes")
+    tasks: tuple[str, ...] = ("layout", "shapes", "maps")
 
 
 #: bench row -> the training preset it starts from. Rows whose method is not registered in
@@ -167,6 +167,9 @@ BENCH_METHODS: dict[str, str] = {
 }
 
 ALL_METHODS: tuple[str, ...] = tuple(BENCH_METHODS)
+
+#: The rows trained by default: F/LSeSim and the baselines (the Table 3 rows on request).
+MAIN_METHODS: tuple[str, ...] = ("fsesim", "lsesim", "cyclegan", "cut", "fastcut", "perceptual")
 
 BENCH_PRESETS: dict[str, BenchPreset] = {
     "quick": BenchPreset(
@@ -190,7 +193,7 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         workers=0,
         jobs=0,
         device="cpu",
-        methods=ALL_METHODS,
+        methods=MAIN_METHODS,
     ),
     "full": BenchPreset(
         name="full",
@@ -445,6 +448,31 @@ def prepare_data(
         labels_test=labels_test,
         reference=reference,
     )
+
+
+def structure_oracle(data: TaskData) -> Tensor:
+    """The structure oracle: every test input recoloured from its true labels.
+
+    Each pixel of a test scene is painted with the mean colour that its class has in the real
+    target-domain training images (``train_b`` and its labels). The layout is kept exactly and
+    only the colours change: the structure a translation could keep with no texture at all.
+    A class absent from the training labels gets the mean colour of all training pixels.
+
+    Args:
+        data: the task.
+    Returns:
+        (N, 3, H, W) images in [-1, 1], in the order of ``data.test_a``.
+    """
+    pixels = data.train_b.permute(0, 2, 3, 1).reshape(-1, 3)
+    labels = data.labels_train_b.reshape(-1)
+    overall = pixels.mean(0)
+    means = torch.stack(
+        [
+            pixels[labels == k].mean(0) if bool((labels == k).any()) else overall
+            for k in range(data.num_classes)
+        ]
+    )
+    return means[data.labels_test].permute(0, 3, 1, 2).contiguous()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,7 +829,7 @@ def translate_all(
 # ---------------------------------------------------------------------------------------------
 # Reports.
 
-REFERENCE_ROWS: tuple[str, ...] = ("input A", "real B")
+REFERENCE_ROWS: tuple[str, ...] = ("input A", "real B", "oracle")
 
 #: (key, header, format, higher is better)
 COLUMNS: tuple[tuple[str, str, str, bool], ...] = (
@@ -819,9 +847,13 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
     value = row.get(key)
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    if key == "peak_memory_bytes":
-        value = value / 2**20
-    return fmt.format(value)
+    scale = 2**-20 if key == "peak_memory_bytes" else 1.0
+    text = fmt.format(value * scale)
+    se = row.get(f"{key}_se")
+    if se is not None and math.isfinite(se) and key not in ("median_step_ms", "peak_memory_bytes"):
+        number = fmt.split("}")[0] + "}"
+        text += " ± " + number.format(se * scale)
+    return text
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -866,8 +898,9 @@ def write_results_md(results: dict[str, Any], path: Path) -> str:
         f"{p['ndf']}, Adam {p['lr']:g}, {p['num_queries']} queries; {p['n_train']} training "
         f"images per domain, {p['n_test']} test scenes. Device {results['device']}, "
         f"{results['jobs']} run(s) at a time on {results['threads']} thread(s) each, VGG16 "
-        f"weights: {results['vgg_weights']}, seed {results['seed']}, training precision "
-        f"{results.get('precision', 'fp32')}. Wall time "
+        f"weights: {results['vgg_weights']}, training seeds "
+        f"{', '.join(map(str, results['seeds']))} (data and judges: seed {results['data_seed']}), "
+        f"training precision {results.get('precision', 'fp32')}. Wall time "
         f"{results['elapsed_s'] / 60:.1f} min.",
         "",
         "Structure: a segmenter trained on real target images labels each translation of the "
@@ -876,8 +909,11 @@ def write_results_md(results: dict[str, Any], path: Path) -> str:
         "to tell the domains apart and predict class coverage, against held-out real target "
         "images (lower is better), and the share of translations its domain head calls target "
         "(higher is better). ms/step: median training step; peak mem: training peak (CUDA "
-        "only). *input A*: the untranslated inputs; *real B*: the true targets (its FID is the "
-        "noise floor of the set size). Best method value in bold.",
+        "only). Method rows: mean ± standard error over the training seeds (one run per seed). "
+        "*input A*: the untranslated inputs; *real B*: the true targets (its FID is the noise "
+        "floor of the set size); *oracle*: the inputs recoloured from their true labels with "
+        "each class's mean target-domain colour (the layout kept exactly, no texture). Best "
+        "method mean in bold.",
     ]
     for task, t in results["tasks"].items():
         y, acc = t["yardstick"], t["classifier_accuracy"]
@@ -887,13 +923,27 @@ def write_results_md(results: dict[str, Any], path: Path) -> str:
             "",
             f"Segmenter on real target test images (the yardstick): pixel acc "
             f"{y['pixel_acc']:.3f}, mIoU {y['miou']:.3f}. Domain classifier accuracy on real test "
-            f"images: A {acc['A']:.2f}, B {acc['B']:.2f}.",
+            f"images: A {acc['A']:.2f}, B {acc['B']:.2f}. {_lowest_target_rate(t)}",
             "",
             markdown_table(t["rows"]),
         ]
     text = "\n".join(parts) + "\n"
     _write_text(path, text)
     return text
+
+
+def _lowest_target_rate(task: dict[str, Any]) -> str:
+    """A sentence naming the run that the domain head called "target" least often."""
+    runs = [r for r in task.get("runs", []) if r.get("target_rate") is not None]
+    if not runs:
+        return ""
+    low = min(runs, key=lambda r: r["target_rate"])
+    stuck = sum(r["target_rate"] < 0.5 for r in runs)
+    return (
+        f"Lowest target rate of a run: {low['target_rate']:.2f} ({low['method']}, seed "
+        f"{low['seed']}); runs left mostly in the input domain (rate < 0.5): {stuck} of "
+        f"{len(runs)}."
+    )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -914,7 +964,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def plot_structure_vs_appearance(results: dict[str, Any], path: Path) -> Path:
-    """Scatter mIoU against FID, one point per row, one panel per task.
+    """Scatter mIoU against FID, one point per row (bars: standard errors over seeds), one panel
+    per task.
 
     Args:
         results: the ``results.json`` dict.
@@ -938,7 +989,16 @@ def plot_structure_vs_appearance(results: dict[str, Any], path: Path) -> Path:
                 style = {"marker": "o", "color": "C0", "label": "F/LSeSim"}
             else:
                 style = {"marker": "^", "color": "C1", "label": "baselines"}
-            ax.scatter([x], [y], **style)
+            ax.errorbar(
+                [x],
+                [y],
+                xerr=[row.get("fid_se") or 0.0],
+                yerr=[row.get("miou_se") or 0.0],
+                linestyle="none",
+                markersize=6,
+                capsize=2,
+                **style,
+            )
             ax.annotate(
                 row["method"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8
             )
@@ -970,7 +1030,8 @@ class BenchArgs:
         tasks: synthetic tasks.
         out: the results folder.
         device: device of the runs and the judges.
-        seed: seed of data, runs and judges.
+        seeds: training seeds; every method is trained once per seed.
+        data_seed: seed of the datasets and the judges (shared by every run).
         precision: training precision of every run (the judges and scoring stay fp32).
         jobs: runs trained at once, each in its own process (1: one after the other, here).
         quiet: no progress bar.
@@ -982,7 +1043,8 @@ class BenchArgs:
     tasks: list[str]
     out: Path
     device: str
-    seed: int
+    seeds: list[int]
+    data_seed: int = 0
     precision: Precision = "fp32"
     jobs: int = 1
     quiet: bool = False
@@ -1078,8 +1140,8 @@ def run_benchmark(args: BenchArgs) -> dict[str, Any]:
     """Run the benchmark and write its outputs into ``args.out``.
 
     Judges and runs are submitted as jobs (see ``args.jobs``); their results are read, scored
-    and written in the order of the tasks and methods, so ``results.md`` grows one row at a
-    time and an interrupted benchmark keeps every row finished so far.
+    and written in the order of the tasks, methods and seeds, so ``results.md`` grows one row at
+    a time and an interrupted benchmark keeps every row finished so far.
 
     Returns:
         The ``results.json`` dict.
@@ -1106,14 +1168,15 @@ def run_benchmark(args: BenchArgs) -> dict[str, Any]:
         "jobs": args.jobs,
         "threads": threads if args.jobs > 1 else torch.get_num_threads(),
         "vgg_weights": vgg_weights,
-        "seed": args.seed,
+        "seeds": args.seeds,
+        "data_seed": args.data_seed,
         "precision": args.precision,
         "elapsed_s": 0.0,
         "tasks": {},
     }
     notices: set[str] = set()
     bar = tqdm(
-        total=bench.steps * len(args.methods) * len(args.tasks),
+        total=bench.steps * len(args.methods) * len(args.tasks) * len(args.seeds),
         unit="step",
         desc="bench",
         disable=args.quiet,
@@ -1122,60 +1185,70 @@ def run_benchmark(args: BenchArgs) -> dict[str, Any]:
     previous_threads = torch.get_num_threads()
     try:
         # Every config first: a bad name or value fails before any work.
-        data = {task: prepare_data(out, task, bench, args.seed) for task in args.tasks}
+        data = {task: prepare_data(out, task, bench, args.data_seed) for task in args.tasks}
         configs = {
-            (task, m): run_config(
-                m, bench, data[task].root, args.seed, str(device), vgg_weights, args.precision
+            (task, m, seed): run_config(
+                m, bench, data[task].root, seed, str(device), vgg_weights, args.precision
             )
             for task in args.tasks
             for m in args.methods
+            for seed in args.seeds
         }
-        for (task, method), cfg in configs.items():
-            check_run_dir(cfg, out / "runs" / task / method)
+        for key, cfg in configs.items():
+            check_run_dir(cfg, run_folder(out, *key))
         if args.jobs > 1:
             torch.set_num_threads(threads)  # scoring here beside the workers
         with bar, _executor(args.jobs, threads) as pool:
             judged = {
-                task: pool.submit(_judges_job, out, task, bench, args.seed, str(device))
+                task: pool.submit(_judges_job, out, task, bench, args.data_seed, str(device))
                 for task in args.tasks
             }
             trained = {
-                key: pool.submit(_train_job, cfg, out / "runs" / key[0] / key[1])
+                key: pool.submit(_train_job, cfg, run_folder(out, *key))
                 for key, cfg in configs.items()
             }
             for task in args.tasks:
                 # The judges (trained by a job, loaded here from their cache) and the reference rows.
                 bar.set_description(f"{task}: judges")
                 judged[task].result()
-                judges = prepare_judges(data[task], bench, args.seed, device)
+                judges = prepare_judges(data[task], bench, args.data_seed, device)
                 rows: list[dict[str, Any]] = []
-                for name, images in zip(REFERENCE_ROWS, (data[task].test_a, data[task].test_b)):
-                    scores = score_translations(images, data[task], judges, args.seed, device)
+                references = (data[task].test_a, data[task].test_b, structure_oracle(data[task]))
+                for name, images in zip(REFERENCE_ROWS, references):
+                    scores = score_translations(images, data[task], judges, args.data_seed, device)
                     rows.append({"method": name, "kind": "reference", **scores})
+                runs: list[dict[str, Any]] = []
                 results["tasks"][task] = {
                     "classes": list(data[task].class_names),
                     "yardstick": judges.yardstick,
                     "classifier_accuracy": judges.classifier_accuracy,
                     "rows": rows,
+                    "runs": runs,
                 }
 
                 for method in args.methods:
-                    # Wait for the run, then score it.
-                    bar.set_description(f"{task}: {method}")
-                    final, reused, train_s, printed = trained[(task, method)].result()
-                    for line in printed.splitlines():
-                        if line.strip() and line not in notices:
-                            notices.add(line)
-                            bar.write(line, file=sys.stderr)
-                    row = score_run(final, configs[(task, method)], data[task], judges, args)
-                    rows.append({**row, "train_s": None if reused else train_s})
-                    bar.update(bench.steps)
-                    how = "reused" if reused else f"trained in {train_s:.0f} s"
-                    bar.write(
-                        f"{task}/{method}: {how}; pixel acc {row['pixel_acc']:.3f}, "
-                        f"mIoU {row['miou']:.3f}, FID {row['fid']:.2f}, "
-                        f"target rate {row['target_rate']:.2f}"
-                    )
+                    per_seed = []
+                    for seed in args.seeds:
+                        # Wait for the run, then score it.
+                        bar.set_description(f"{task}: {method} seed {seed}")
+                        final, reused, train_s, printed = trained[(task, method, seed)].result()
+                        for line in printed.splitlines():
+                            if line.strip() and line not in notices:
+                                notices.add(line)
+                                bar.write(line, file=sys.stderr)
+                        cfg = configs[(task, method, seed)]
+                        row = score_run(final, cfg, method, data[task], judges, args)
+                        row = {**row, "seed": seed, "train_s": None if reused else train_s}
+                        per_seed.append(row)
+                        runs.append(row)
+                        bar.update(bench.steps)
+                        how = "reused" if reused else f"trained in {train_s:.0f} s"
+                        bar.write(
+                            f"{task}/{method}/seed {seed}: {how}; pixel acc "
+                            f"{row['pixel_acc']:.3f}, mIoU {row['miou']:.3f}, FID "
+                            f"{row['fid']:.2f}, target rate {row['target_rate']:.2f}"
+                        )
+                    rows.append(aggregate_seeds(per_seed))
                     results["elapsed_s"] = time.perf_counter() - start
                     _write_outputs(results, out)
     except KeyboardInterrupt:
@@ -1193,35 +1266,93 @@ def run_benchmark(args: BenchArgs) -> dict[str, Any]:
     return results
 
 
+def run_folder(out: Path, task: str, method: str, seed: int) -> Path:
+    """The training run of one task, method and seed: ``out/runs/<task>/<method>/seed<k>``."""
+    return out / "runs" / task / method / f"seed{seed}"
+
+
+#: Scores averaged over seeds (mean and standard error) in the aggregated rows.
+SCORE_KEYS: tuple[str, ...] = (
+    "pixel_acc",
+    "mean_class_acc",
+    "miou",
+    "fid",
+    "kid",
+    "target_rate",
+    "median_step_ms",
+    "peak_memory_bytes",
+)
+
+
+def mean_and_se(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample std / sqrt(n); None for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def aggregate_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One table row from the rows of the same method's runs (one per seed).
+
+    Args:
+        per_seed: rows of :func:`score_run` (with ``seed``), same method.
+    Returns:
+        The first row's identity (``method``, ``kind``, ``preset``, ``recipe``) with, for each
+        score of ``SCORE_KEYS``, its mean over seeds under the score's key, the standard error
+        under ``<key>_se`` (None for one seed) and the values under ``<key>_runs``; plus
+        ``seeds``, ``min_target_rate`` and ``runs`` (the run folders).
+    """
+    first = per_seed[0]
+    row: dict[str, Any] = {
+        k: first[k] for k in ("method", "kind", "preset", "recipe", "steps") if k in first
+    }
+    row["seeds"] = [r["seed"] for r in per_seed]
+    for key in SCORE_KEYS:
+        values = [float(r[key]) for r in per_seed if r.get(key) is not None]
+        values = [v for v in values if math.isfinite(v)]
+        if not values:
+            row[key], row[f"{key}_se"], row[f"{key}_runs"] = None, None, []
+            continue
+        row[key], row[f"{key}_se"] = mean_and_se(values)
+        row[f"{key}_runs"] = values
+    rates = row.get("target_rate_runs") or []
+    row["min_target_rate"] = min(rates) if rates else None
+    row["runs"] = [r["run"] for r in per_seed]
+    return row
+
+
 def score_run(
-    final: Path, cfg: TrainConfig, data: TaskData, judges: Judges, args: BenchArgs
+    final: Path, cfg: TrainConfig, method: str, data: TaskData, judges: Judges, args: BenchArgs
 ) -> dict[str, Any]:
     """Score a trained run on its task and write its sample grid.
 
     Args:
         final: the run's final checkpoint.
-        cfg: its config (its method row is the run folder's name).
+        cfg: its config.
+        method: its bench row.
         data: the task's data.
         judges: the task's scorers.
-        args: the benchmark settings (seed, out).
+        args: the benchmark settings (data seed, out).
     Returns:
-        The row of ``results.json`` (without ``train_s``).
+        The run's row of ``results.json`` (without ``seed`` and ``train_s``).
     """
     from sesim.cli import load_generator
     from sesim.train import resolve_device
 
     device = resolve_device(cfg.device)
     run_dir = final.parents[1]
-    method = run_dir.name
     G, _, step = load_generator(None, final, device)
     fakes = translate_all(G, data.test_a, device)
-    scores = score_translations(fakes, data, judges, args.seed, device)
+    scores = score_translations(fakes, data, judges, args.data_seed, device)
     summary = json.loads((run_dir / "train_summary.json").read_text())
     n = min(8, len(data.test_a))
     write_sample_grid(
         data.test_a[:n],
         [fakes[:n], data.test_b[:n]],
-        args.out / "samples" / f"{data.task}_{method}.png",
+        args.out / "samples" / f"{data.task}_{method}_seed{cfg.seed}.png",
         labels=["input", method[:10], "true B"],
     )
     return {
@@ -1272,10 +1403,12 @@ def add_bench_parser(subparsers: Any) -> Any:
     )
     q.add_argument(
         "--methods",
-        help=f"comma-separated rows (default: the preset's): {', '.join(ALL_METHODS)}",
+        help=f"comma-separated rows (default for quick: {','.join(MAIN_METHODS)}; the Table 3 "
+        f"rows on request): {', '.join(ALL_METHODS)}",
     )
     q.add_argument(
-        "--tasks", help=f"comma-separated tasks (default layout,shapes): {', '.join(TASKS)}"
+        "--tasks",
+        help=f"comma-separated tasks (default layout,shapes,maps): {', '.join(TASKS)}",
     )
     q.add_argument("--out", type=Path, default=Path("runs/bench-quality"), help="results folder")
     q.add_argument("--steps", type=_positive_int, help="override the training steps")
@@ -1292,7 +1425,21 @@ def add_bench_parser(subparsers: Any) -> Any:
         help="runs trained at once, one process each with cores/jobs threads (default: one "
         "per CPU core for quick, 1 for full and on a GPU)",
     )
-    q.add_argument("--seed", type=_nonneg_int, default=0, help="seed of data, runs and judges")
+    q.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="comma-separated training seeds, e.g. 0,1,2: every method is trained once per "
+        "seed and the tables give mean ± standard error (default 0)",
+    )
+    q.add_argument(
+        "--seed", type=_nonneg_int, help="a single training seed (the same as --seeds N)"
+    )
+    q.add_argument(
+        "--data-seed",
+        type=_nonneg_int,
+        default=0,
+        help="seed of the synthetic datasets and of the judges, shared by every run (default 0)",
+    )
     q.add_argument(
         "--precision",
         choices=("fp32", "bf16", "fp16"),
@@ -1304,6 +1451,19 @@ def add_bench_parser(subparsers: Any) -> Any:
     q.set_defaults(func=cmd_bench_quality)
     bench.set_defaults(func=lambda args: _help(bench))
     return sub
+
+
+def _seed_list(text: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2] (each >= 0, no repeats)."""
+    try:
+        seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers such as 0,1,2, got {text!r}"
+        ) from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected seeds >= 0 such as 0,1,2, got {text!r}")
+    return list(dict.fromkeys(seeds))
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -1335,10 +1495,18 @@ def resolve_args(args: argparse.Namespace) -> BenchArgs:
     for flag in ("device", "jobs"):
         if getattr(args, flag) is not None:
             command.append(f"--{flag} {getattr(args, flag)}")
+    seeds_flag, seed_flag = getattr(args, "seeds", None), getattr(args, "seed", None)
+    if seeds_flag is not None and seed_flag is not None:
+        raise UserError("give either --seeds or --seed, not both")
+    seeds = seeds_flag if seeds_flag is not None else [seed_flag or 0]
+    data_seed = getattr(args, "data_seed", 0) or 0
+    if seeds != [0]:
+        command.append(f"--seeds {','.join(map(str, seeds))}")
+    if data_seed:
+        command.append(f"--data-seed {data_seed}")
     device = args.device or bench.device
+    runs = len(methods) * len(tasks) * len(seeds)
     jobs = args.jobs or bench.jobs or (1 if device.startswith("cuda") else cpu_cores())
-    if args.seed:
-        command.append(f"--seed {args.seed}")
     precision: Precision = getattr(args, "precision", "fp32")
     if precision != "fp32":
         command.append(f"--precision {precision}")
@@ -1348,9 +1516,10 @@ def resolve_args(args: argparse.Namespace) -> BenchArgs:
         tasks=tasks,
         out=args.out,
         device=device,
-        seed=args.seed,
+        seeds=seeds,
+        data_seed=data_seed,
         precision=precision,
-        jobs=min(jobs, len(methods) * len(tasks)),
+        jobs=min(jobs, runs),
         quiet=args.quiet,
         command=" ".join(command),
     )
@@ -1375,15 +1544,19 @@ __all__ = [
     "ALL_METHODS",
     "BENCH_METHODS",
     "BENCH_PRESETS",
+    "MAIN_METHODS",
     "AppearanceNet",
     "BenchArgs",
     "BenchPreset",
     "add_bench_parser",
+    "aggregate_seeds",
     "available_methods",
+    "mean_and_se",
     "prepare_data",
     "prepare_judges",
     "run_benchmark",
     "run_config",
     "score_translations",
+    "structure_oracle",
     "train_appearance_net",
 ]

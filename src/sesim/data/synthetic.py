@@ -535,11 +535,110 @@ def _shapes_b(layout: Layout, style: int, rng: np.random.Generator) -> Array:
 
 
 # ---------------------------------------------------------------------------------------------
+# Task "maps": map-like layouts with thin roads and small buildings vs aerial-like renderings.
+
+FIELD, FOREST, WATER, ROAD, HOUSE = range(5)
+_MAP_CLASSES = ("field", "forest", "water", "road", "building")
+_MAP_PALETTE = (
+    (238, 234, 218),
+    (168, 212, 150),
+    (140, 185, 235),
+    (250, 190, 60),
+    (190, 150, 150),
+)
+_MAP_TEXTURES = (
+    _Texture("stripes", (120, 150, 60), (170, 175, 90), 0.05),  # crop rows
+    _Texture("dots", (25, 75, 35), (60, 120, 50), 0.05),  # tree crowns
+    _Texture("noise", (25, 55, 95), (55, 95, 130), 0.2),  # water
+    _Texture("noise", (85, 85, 90), (135, 135, 140), 0.1),  # asphalt
+    _Texture("gradient", (190, 80, 60), (120, 55, 45), 1.0),  # roofs
+)
+
+
+def _map_layout(rng: np.random.Generator, size: int) -> Layout:
+    """A map: fields, forest patches, a lake or river, thin roads and small buildings."""
+    p = _Painter(size, background=FIELD)
+    for _ in range(rng.integers(1, 4)):  # forest patches
+        cy, cx = rng.uniform(0.1, 0.9, 2)
+        ry, rx = rng.uniform(0.08, 0.22, 2)
+        wobble = np.stack([rng.uniform(0.05, 0.25, 2), rng.uniform(0, 2 * np.pi, 2)], axis=1)
+        angle, r = rng.uniform(0, np.pi), max(ry, rx) * 1.5
+        p.paint(
+            FOREST,
+            (cy - r, cy + r, cx - r, cx + r),
+            partial(_ellipse_blob, cy=cy, cx=cx, ry=ry, rx=rx, angle=angle, wobble=wobble),
+        )
+    if rng.random() < 0.5:  # a lake
+        cy, cx = rng.uniform(0.2, 0.8, 2)
+        ry, rx = rng.uniform(0.08, 0.18, 2)
+        wobble = np.stack([rng.uniform(0.0, 0.2, 2), rng.uniform(0, 2 * np.pi, 2)], axis=1)
+        angle, r = rng.uniform(0, np.pi), max(ry, rx) * 1.5
+        p.paint(
+            WATER,
+            (cy - r, cy + r, cx - r, cx + r),
+            partial(_ellipse_blob, cy=cy, cx=cx, ry=ry, rx=rx, angle=angle, wobble=wobble),
+        )
+    else:  # a meandering river across the map
+        angle = rng.uniform(0, np.pi)
+        offset, width = rng.uniform(-0.25, 0.25), rng.uniform(0.05, 0.1)
+        amp, freq, phase = rng.uniform(0.03, 0.1), rng.uniform(1.0, 2.5), rng.uniform(0, 2 * np.pi)
+
+        def river(yy: Array, xx: Array) -> Array:
+            u, v = _rotated(yy - 0.5, xx - 0.5, angle)
+            centre = offset + amp * np.sin(2 * np.pi * freq * u + phase)
+            return np.abs(v - centre) <= width / 2
+
+        p.paint(WATER, (0.0, 1.0, 0.0, 1.0), river)
+    ends = []
+    for _ in range(rng.integers(2, 5)):  # roads: one or two straight pieces, 1.5-3 px at 64 px
+        width = max(rng.uniform(0.025, 0.045), 1.2 / size)
+        a, m, b = rng.uniform(-0.05, 1.05, (3, 2))
+        pieces = [(a, m), (m, b)] if rng.random() < 0.5 else [(a, b)]
+        for p0, p1 in pieces:
+            box = (
+                min(p0[0], p1[0]) - width,
+                max(p0[0], p1[0]) + width,
+                min(p0[1], p1[1]) - width,
+                max(p0[1], p1[1]) + width,
+            )
+            seg = partial(_segment, p0=tuple(p0), p1=tuple(p1), width=width)
+            p.paint(ROAD, box, seg)
+            ends.append((p0, p1))
+    for _ in range(rng.integers(3, 9)):  # buildings beside a road
+        p0, p1 = ends[int(rng.integers(len(ends)))]
+        t = rng.uniform(0.1, 0.9)
+        direction = np.asarray(p1) - np.asarray(p0)
+        normal = np.array([-direction[1], direction[0]]) / (np.linalg.norm(direction) + 1e-9)
+        cy, cx = np.asarray(p0) + t * direction + normal * rng.choice([-1, 1]) * 0.07
+        h, w = rng.uniform(0.025, 0.05, 2)
+        angle = float(np.arctan2(direction[0], direction[1]))
+        r = 1.5 * max(h, w)
+        p.paint(
+            HOUSE,
+            (cy - r, cy + r, cx - r, cx + r),
+            partial(_box, cy=cy, cx=cx, h=h, w=w, angle=angle),
+        )
+    return p.layout()
+
+
+def _map_b(layout: Layout, style: int, rng: np.random.Generator) -> Array:
+    """Domain B of "maps": an aerial-like rendering with per-class textures, lit and noisy."""
+    label = layout.label
+    yy, xx = _grid(label.shape[0])
+    img = np.zeros((*label.shape, 3), dtype=np.float32)
+    for cls, tex in enumerate(_MAP_TEXTURES):
+        mask = label == cls
+        img[mask] = _texture(tex, rng, yy[mask], xx[mask])
+    return _finish(img, rng, 0.3, 5.0)
+
+
+# ---------------------------------------------------------------------------------------------
 # Registry.
 
 
 def _make_tasks() -> dict[str, Task]:
     street_palette = np.asarray(_LAYOUT_PALETTE, dtype=np.uint8)
+    map_palette = np.asarray(_MAP_PALETTE, dtype=np.uint8)
     return {
         "layout": Task(
             name="layout",
@@ -564,6 +663,19 @@ def _make_tasks() -> dict[str, Task]:
             layout=_shapes_layout,
             render_a=_shapes_a,
             render_b=_shapes_b,
+        ),
+        "maps": Task(
+            name="maps",
+            description="map-like layouts with thin roads and small buildings (A, flat colours) "
+            "vs aerial-like textured renderings (B)",
+            class_names=_MAP_CLASSES,
+            palette=_MAP_PALETTE,
+            n_styles=1,
+            style_names=("aerial",),
+            a_rendering="flat palette",
+            layout=_map_layout,
+            render_a=lambda lay, rng: _flat_palette(lay, map_palette),
+            render_b=_map_b,
         ),
         "multistyle": Task(
             name="multistyle",
