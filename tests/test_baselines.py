@@ -14,7 +14,6 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from sesim.cli import load_generator
 from sesim.config import TrainConfig, preset, validate
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.methods import METHODS, StepContext, get_method
@@ -22,7 +21,8 @@ from sesim.methods import cut as cut_method
 from sesim.methods import cyclegan as cyclegan_method
 from sesim.methods.perceptual import perceptual_loss
 from sesim.nets.resnet import ResnetGenerator
-from sesim.train import list_checkpoints, load_checkpoint, train, translate_batch
+from sesim.runs import list_checkpoints, load_checkpoint, load_generator
+from sesim.train import train, translate_batch
 
 BASELINES = ("cyclegan", "cut", "fastcut", "perceptual")
 

@@ -33,12 +33,12 @@ from sesim.bench import (
     train_run,
     translate_all,
 )
-from sesim.cli import load_generator
 from sesim.config import PRESETS, preset
 from sesim.data.synthetic import TASKS, render_sample, write_synthetic_dataset
 from sesim.errors import UserError
 from sesim.methods import METHODS
 from sesim.metrics import evaluate_segmenter, extract_features, fid_from_features, train_segmenter
+from sesim.runs import load_generator
 
 #: the quick preset shrunk to a few seconds: 32 px, 2 steps, tiny networks and judges
 TOY: BenchPreset = replace(

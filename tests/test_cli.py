@@ -14,7 +14,8 @@ from PIL import Image
 
 from sesim.config import preset
 from sesim.data.synthetic import write_synthetic_dataset
-from sesim.train import list_checkpoints, train
+from sesim.runs import list_checkpoints
+from sesim.train import train
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

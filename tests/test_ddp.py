@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sesim.data.synthetic import write_synthetic_dataset
-from sesim.train import list_checkpoints, load_checkpoint
+from sesim.runs import list_checkpoints, load_checkpoint
 
 ARGS = [
     "train", "--preset", "tiny-lsesim", "--size", "32", "--batch", "1", "--device", "cpu",

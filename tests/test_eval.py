@@ -21,7 +21,8 @@ from sesim.data.synthetic import write_synthetic_dataset
 from sesim.errors import UserError
 from sesim.evaluate import add_eval_parser
 from sesim.metrics.fid import INCEPTION_WEIGHTS_FILE
-from sesim.train import list_checkpoints, train
+from sesim.runs import list_checkpoints
+from sesim.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 4

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from sesim.errors import UserError
 from sesim.export import add_export_parser, export_generator, onnx_missing
 from sesim.nets.resnet import ResnetGenerator
-from sesim.train import list_checkpoints
+from sesim.runs import list_checkpoints, load_generator
 
 ONNX_SKIP = onnx_missing()
 
@@ -110,8 +110,6 @@ def test_export_command_onnx_dynamic(
 ) -> None:
     import onnx
     import onnxruntime as ort
-
-    from sesim.cli import load_generator
 
     out = tmp_path / "g.onnx"
     ckpt = str(list_checkpoints(run_dir)[-1])

@@ -243,8 +243,7 @@ def test_structure_loss_stays_low_across_styles(dataset: Path) -> None:
 
 
 def test_smoke_train_load_and_translate(trained_run: Path) -> None:
-    from sesim.cli import load_generator
-    from sesim.train import list_checkpoints, load_checkpoint
+    from sesim.runs import list_checkpoints, load_checkpoint, load_generator
 
     ckpts = list_checkpoints(trained_run)
     state = load_checkpoint(ckpts[-1])

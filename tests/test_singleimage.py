@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from sesim.cli import load_generator
 from sesim.config import TrainConfig, preset
 from sesim.data.single_image import SingleImagePair
 from sesim.errors import UserError
@@ -21,9 +20,10 @@ from sesim.methods import get_method
 from sesim.methods import singleimage as recipe
 from sesim.methods.common import StepContext
 from sesim.nets.stylegan2 import StyleGAN2Generator
+from sesim.runs import load_checkpoint, load_generator
 from sesim.sample_images import sample_images
 from sesim.tiling import default_overlap, tile_starts, translate_full, translate_tiled
-from sesim.train import load_checkpoint, train
+from sesim.train import train
 
 
 @pytest.fixture(autouse=True)

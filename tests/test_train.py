@@ -16,7 +16,8 @@ from PIL import Image
 
 from sesim.config import PRESETS, TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
-from sesim.train import StepTimer, list_checkpoints, load_checkpoint, lr_lambda, train
+from sesim.runs import list_checkpoints, load_checkpoint, save_checkpoint
+from sesim.train import StepTimer, lr_lambda, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,8 +177,6 @@ def test_partial_checkpoint_file_is_ignored_and_removed(dataset: Path, tmp_path:
     assert list_checkpoints(run)[-1].name == "step_00000002.pt"
     state = load_checkpoint(list_checkpoints(run)[-1])
     state["config"]["steps"] = 3  # continue one more step
-    from sesim.train import save_checkpoint
-
     save_checkpoint(list_checkpoints(run)[-1], state)
     train(cfg, run, resume=True, quiet=True)
     assert not junk.exists()

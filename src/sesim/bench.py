@@ -96,6 +96,14 @@ from sesim.metrics import (
     train_segmenter,
 )
 from sesim.report import write_sample_grid
+from sesim.runs import (
+    atomic_path,
+    atomic_write,
+    list_checkpoints,
+    load_checkpoint,
+    load_generator,
+    write_json,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Presets and the method list.
@@ -655,10 +663,8 @@ def _cached(path: Path, model: nn.Module, key: dict[str, Any]) -> bool:
 
 
 def _save(path: Path, model: nn.Module, key: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"key": key, "state_dict": model.state_dict()}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"key": key, "state_dict": model.state_dict()}, tmp)
 
 
 def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.device) -> Judges:
@@ -803,7 +809,7 @@ def train_run(cfg: TrainConfig, run_dir: Path) -> tuple[Path, bool]:
     Raises:
         UserError: ``run_dir`` holds a run with another config.
     """
-    from sesim.train import list_checkpoints, load_checkpoint, train
+    from sesim.train import train
 
     check_run_dir(cfg, run_dir)
     ckpts = list_checkpoints(run_dir)
@@ -928,7 +934,7 @@ def write_results_md(results: dict[str, Any], path: Path) -> str:
             markdown_table(t["rows"]),
         ]
     text = "\n".join(parts) + "\n"
-    _write_text(path, text)
+    atomic_write(path, text)
     return text
 
 
@@ -944,23 +950,6 @@ def _lowest_target_rate(task: dict[str, Any]) -> str:
         f"{low['seed']}); runs left mostly in the input domain (rate < 0.5): {stuck} of "
         f"{len(runs)}."
     )
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def plot_structure_vs_appearance(results: dict[str, Any], path: Path) -> Path:
@@ -1339,7 +1328,6 @@ def score_run(
     Returns:
         The run's row of ``results.json`` (without ``seed`` and ``train_s``).
     """
-    from sesim.cli import load_generator
     from sesim.train import resolve_device
 
     device = resolve_device(cfg.device)
@@ -1369,7 +1357,7 @@ def score_run(
 
 
 def _write_outputs(results: dict[str, Any], out: Path) -> None:
-    _write_text(out / "results.json", json.dumps(_json_safe(results), indent=2) + "\n")
+    write_json(out / "results.json", results)
     write_results_md(results, out / "results.md")
 
 

@@ -66,6 +66,7 @@ from sesim.metrics import (
 from sesim.multimodal_eval import diversity_lpips, fid_over_rounds, make_diversity_lpips
 from sesim.multimodal_eval import features_over_styles as _features_over_styles
 from sesim.report import write_sample_grid
+from sesim.runs import atomic_write, load_generator, write_json
 
 TASK = "multistyle"
 
@@ -381,23 +382,6 @@ def results_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 # ---------------------------------------------------------------------------------------------
 # The benchmark.
 
@@ -451,7 +435,6 @@ def run_multimodal_bench(
         ``family_classifier``, ``lpips_backbone``, ``grids`` (row -> PNG path), settings.
     """
     from sesim.bench import BENCH_PRESETS, prepare_data, train_run
-    from sesim.cli import load_generator
     from sesim.features.vgg import imagenet_weights_available
     from sesim.train import resolve_device
 
@@ -595,6 +578,6 @@ def run_multimodal_bench(
         "grids": grids,
         "elapsed_s": time.perf_counter() - start,
     }
-    _write_text(out / "results.json", json.dumps(_json_safe(results), indent=2) + "\n")
-    _write_text(out / "results.md", results_markdown(results))
+    write_json(out / "results.json", results)
+    atomic_write(out / "results.md", results_markdown(results))
     return results

@@ -342,7 +342,8 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sesim.config import dump_yaml
-    from sesim.train import list_checkpoints, train
+    from sesim.runs import list_checkpoints
+    from sesim.train import train
 
     if args.resume is not None:
         conflicting = [
@@ -393,35 +394,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_generator(run: Path | None, checkpoint: Path | None, device: Any) -> Any:
-    """Rebuild a run's generator from a checkpoint (the run's newest by default)."""
-    from sesim.methods import get_method
-    from sesim.train import config_of, list_checkpoints, load_checkpoint
-
-    if run is not None:
-        if not run.is_dir():
-            raise UserError(f"run folder {run} does not exist")
-        ckpts = list_checkpoints(run)
-        if not ckpts:
-            raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
-        checkpoint = ckpts[-1]
-    assert checkpoint is not None
-    state = load_checkpoint(checkpoint)
-    cfg = config_of(state)
-    G = get_method(cfg.method).build_generator(cfg)
-    try:
-        G.load_state_dict(state["nets"]["G"])
-    except (KeyError, RuntimeError) as exc:
-        raise UserError(
-            f"{checkpoint} does not match a {cfg.method}/{cfg.mode} generator: {str(exc)[:120]}"
-        ) from None
-    return G.to(device).eval(), cfg, int(state["step"])
-
-
 def cmd_translate(args: argparse.Namespace) -> int:
     import torch
 
     from sesim.data.images import filter_images, list_images, load_rgb, save_image, to_tensor
+    from sesim.runs import load_generator
     from sesim.train import resolve_device, translate_batch
 
     device = resolve_device(args.device)

@@ -19,7 +19,8 @@ from sesim.config import preset, validate
 from sesim.data.images import list_images, load_rgb, to_tensor
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.report import write_index, write_sample_grid
-from sesim.train import list_checkpoints, resolve_device, train, translate_batch
+from sesim.runs import list_checkpoints, load_generator
+from sesim.train import resolve_device, train, translate_batch
 
 DEMO_SIZE = 64
 DEMO_TRAIN_IMAGES = 400
@@ -55,8 +56,6 @@ def run_demo(
         final = train(cfg, out, quiet=quiet)
 
     print("[3/4] translating the test set")
-    from sesim.cli import load_generator
-
     dev = resolve_device(device)
     G, run_cfg, step = load_generator(None, final, dev)
     test_a = list_images(data / "testA", "test inputs")

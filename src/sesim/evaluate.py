@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
-import os
 import statistics
 import sys
 import textwrap
@@ -84,6 +84,15 @@ from sesim.multimodal_eval import (
     MultimodalSettings,
     make_diversity_lpips,
     multimodal_scores,
+)
+from sesim.runs import (
+    atomic_path,
+    atomic_write,
+    config_of,
+    list_checkpoints,
+    load_checkpoint,
+    load_generator,
+    write_json,
 )
 
 # Ranked scores: the metric (the ``--metrics`` name) each belongs to, and whether higher is better.
@@ -730,16 +739,6 @@ def make_lpips(args: argparse.Namespace, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
-def _save_atomic(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def small_segmenter(
     root: Path,
     train_split: str,
@@ -807,12 +806,9 @@ def small_segmenter(
         device=device,
         progress=not quiet,
     )
-    import io
-
-    buffer = io.BytesIO()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"key": key, "state_dict": state}, buffer)
-    _save_atomic(buffer.getvalue(), cache)
+    with atomic_path(cache) as tmp:
+        torch.save({"key": key, "state_dict": state}, tmp)
     return model
 
 
@@ -1086,32 +1082,14 @@ def run_table(
     return format_table(rows)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def write_json(data: dict[str, Any], path: Path) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    _save_atomic((json.dumps(_clean(data), indent=2) + "\n").encode(), path)
-
-
 def write_csv(header: Sequence[str], rows: Sequence[Sequence[Any]], path: Path) -> None:
     """Write a CSV file atomically; ``None`` cells are left empty."""
-    import io
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow(["" if v is None else v for v in row])
-    _save_atomic(buffer.getvalue().encode(), path)
+    atomic_write(path, buffer.getvalue())
 
 
 def plot_metric(
@@ -1196,8 +1174,7 @@ def eval_run(args: argparse.Namespace) -> int:
     """``sesim eval --run RUN_DIR``: score checkpoints, write OUT, print the table."""
     from tqdm import tqdm
 
-    from sesim.cli import load_generator
-    from sesim.train import config_of, list_checkpoints, load_checkpoint, resolve_device
+    from sesim.train import resolve_device
 
     notice = _Notices()
     run: Path = args.run
@@ -1350,7 +1327,7 @@ def eval_run(args: argparse.Namespace) -> int:
     if yardstick is not None:
         report["segmenter_yardstick"] = {"images": str(root / dst), **yardstick}
     out.mkdir(parents=True, exist_ok=True)
-    write_json(report, out / "metrics.json")
+    write_json(out / "metrics.json", report)
     header = ["step", *columns]
     if held is not None:
         header += [f"heldout_{c}" for c in columns]
@@ -1536,7 +1513,7 @@ def eval_folders(args: argparse.Namespace) -> int:
         "unavailable": {k: v.reason for k, v in missing.items()},
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_json(report, out / "metrics.json")
+    write_json(out / "metrics.json", report)
     write_csv(
         ["real", "fake", *columns],
         [[str(args.real), str(args.fake), *(values[c] for c in columns)]],

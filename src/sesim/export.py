@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from torch import Tensor, nn
 from sesim.argtypes import positive_float as _positive_float
 from sesim.argtypes import positive_int as _positive_int
 from sesim.errors import UserError
+from sesim.runs import atomic_path, load_generator
 
 ExportFormat = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
@@ -88,10 +87,6 @@ def _quiet_tracing() -> Iterator[None]:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         yield
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def export_torchscript(
@@ -340,9 +335,7 @@ def export_generator(
             raise UserError(reason)
     G = G.cpu().eval()
     example = torch.rand((1, 3, H, W), generator=torch.Generator().manual_seed(seed)) * 2 - 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "torchscript":
             export_torchscript(G, example, tmp, metadata)
         else:
@@ -355,9 +348,6 @@ def export_generator(
                 f"the exported {fmt} model differs from PyTorch by {worst.max_abs_diff:.3g} at "
                 f"input shape {worst.shape}, above the bound {tolerance:g}; nothing written"
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return checks
 
 
@@ -417,8 +407,6 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Run ``sesim export``; returns the exit status."""
-    from sesim.cli import load_generator
-
     G, cfg, step = load_generator(args.run, args.checkpoint, torch.device("cpu"))
     size = tuple(args.size) if args.size else (cfg.data.crop_size, cfg.data.crop_size)
     metadata = {

@@ -45,6 +45,7 @@ from sesim.metrics import (
 from sesim.metrics import lpips_model as _lpips_model
 from sesim.metrics.fid import FeatureExtractor
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
+from sesim.runs import list_checkpoints, load_generator
 
 if TYPE_CHECKING:
     from sesim.evaluate import Scorer, Split, Unavailable
@@ -387,9 +388,8 @@ def evaluate_multimodal(
     Raises:
         UserError: not a multi-modal run, no checkpoint, or missing data or weights.
     """
-    from sesim.cli import load_generator
     from sesim.evaluate import TEST_SET, Scorer, load_split, make_extractor
-    from sesim.train import list_checkpoints, resolve_device
+    from sesim.train import resolve_device
 
     if checkpoint is None:
         ckpts = list_checkpoints(run_dir)

@@ -12,6 +12,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from sesim.runs import atomic_path, atomic_write
+
 
 def _to_uint8(images: Tensor) -> np.ndarray:
     """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
@@ -55,10 +57,8 @@ def write_sample_grid(
 ) -> Path:
     """Save inputs (first row) and one or more output rows as a PNG, atomically."""
     img = image_grid([inputs, *outputs], labels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return path
 
 
@@ -101,8 +101,4 @@ def write_index(run_dir: Path, extra: dict[str, str] | None = None) -> Path:
     if config:
         parts.append(f"<h2>Resolved config</h2><pre>{html.escape(config)}</pre>")
     parts.append("</body></html>")
-    path = run_dir / "index.html"
-    tmp = path.with_name(".index.html.tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(path)
-    return path
+    return atomic_write(run_dir / "index.html", "\n".join(parts))

@@ -32,16 +32,24 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from sesim.config import TrainConfig, dump_yaml, from_dict, to_dict
+from sesim.config import TrainConfig, dump_yaml, to_dict
 from sesim.data.single_image import SingleImagePair
 from sesim.data.unpaired import UnpairedDataset, UnpairedSampler, derive_seed
 from sesim.errors import UserError
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
 from sesim.report import write_index, write_sample_grid
-
-CHECKPOINT_FORMAT = 1
-
+from sesim.runs import (
+    CHECKPOINT_FORMAT,
+    atomic_write,
+    checkpoint_path,
+    config_of,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Devices and precision.
@@ -278,19 +286,7 @@ def lr_lambda(step: int, total: int, decay_fraction: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints.
-
-
-def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"step_{step:08d}.pt"
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary files are never listed)."""
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("step_*.pt") if p.is_file())
+# Global RNG states (checkpointed with the run).
 
 
 def rng_state() -> dict[str, Any]:
@@ -316,46 +312,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a sesim checkpoint with ``weights_only=True``; a foreign file is a user error."""
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(
-            f"cannot read checkpoint {path} ({type(exc).__name__}): is it a sesim checkpoint?"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a sesim checkpoint (format {CHECKPOINT_FORMAT})")
-    return state
-
-
-def config_of(state: dict[str, Any]) -> TrainConfig:
-    """The resolved config stored in a checkpoint."""
-    cfg: TrainConfig = from_dict(TrainConfig, state["config"])
-    return cfg
-
-
-def prune_checkpoints(run_dir: Path, keep: int) -> None:
-    for old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,10 +433,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         make_dataset(cfg)
     if ranks.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        atomic_write(run_dir / "config.yaml", dump_yaml(cfg))
         # A process killed while writing leaves its temporary file behind: never a checkpoint.
-        for stale in (run_dir / "checkpoints").glob(".step_*.tmp"):
-            stale.unlink(missing_ok=True)
+        remove_stale_temporaries(run_dir)
 
     # Networks (identical on every rank: initialisation is seeded by cfg.seed), optimisers.
     method = get_method(cfg.method)
@@ -645,7 +600,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         "ranks_in_sync": len(set(checksums)) == 1,
     }
     if ranks.main:
-        (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write(run_dir / "train_summary.json", json.dumps(summary, indent=2))
         write_index(run_dir)
     if ranks.world > 1:
         dist.barrier()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from sesim.features.vgg import (
 )
 from sesim.losses.selfsim import SimKind, self_similarity, window_key_indices
 from sesim.losses.spatial import SpatialCorrelativeLoss
+from sesim.runs import atomic_path, load_checkpoint, load_generator, newest_checkpoint
 
 if TYPE_CHECKING:
     from sesim.config import TrainConfig
@@ -117,11 +116,11 @@ def error_map_figure(
         fig.colorbar(im, ax=axes[1, 1:].tolist(), shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=11)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -554,14 +553,11 @@ def _save_png(fig: Any, path: Path | None) -> bytes | Path:
         fig.savefig(buf, format="png", dpi=FIGURE_DPI)
         plt.close(fig)
         return buf.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.png")
     try:
-        fig.savefig(tmp, format="png", dpi=FIGURE_DPI)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=FIGURE_DPI)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -749,16 +745,8 @@ def load_run(run: Path | None, checkpoint: Path | None, device: torch.device) ->
     Raises:
         UserError: no such run or checkpoint, or a foreign file.
     """
-    from sesim.cli import load_generator
-    from sesim.train import list_checkpoints, load_checkpoint
-
     if run is not None:
-        if not run.is_dir():
-            raise UserError(f"run folder {run} does not exist")
-        ckpts = list_checkpoints(run)
-        if not ckpts:
-            raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
-        checkpoint = ckpts[-1]
+        checkpoint = newest_checkpoint(run)
     if checkpoint is None:
         raise UserError("give --run RUN_DIR or --checkpoint FILE")
     G, cfg, step = load_generator(None, checkpoint, device)

@@ -1,0 +1,190 @@
+"""The run folder: checkpoints, the config of a run, its generator, and atomic file writes.
+
+A run folder holds ``config.yaml``, ``checkpoints/step_XXXXXXXX.pt`` (the newest ``keep_last``),
+``samples/``, ``tb/``, ``train_summary.json`` and ``index.html``. Checkpoints are plain dicts of
+state (networks, optimisers, schedulers, pools, RNG states, the resolved config), written
+atomically and read back with ``weights_only=True``; a generator is rebuilt from the config
+stored in its checkpoint.
+
+Every file sesim writes goes through :func:`atomic_path`: the data lands in a temporary file
+beside the target (``.<name>.<pid>.<random>.tmp``), which replaces the target only once it is
+complete, so a reader or a killed process never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sesim.config import TrainConfig, from_dict
+from sesim.errors import UserError
+from sesim.methods import get_method
+
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writes.
+
+
+@contextmanager
+def atomic_path(path: Path, fsync: bool = False) -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` that replaces ``path`` when the block succeeds.
+
+    Write the file to the yielded path (give writers that guess the format from the suffix an
+    explicit format: the temporary name ends in ``.tmp``). On success it is renamed over
+    ``path``; on any error (Ctrl-C included) it is removed and ``path`` is left as it was.
+    Parent folders are created.
+
+    Args:
+        path: the file to write.
+        fsync: flush the data to the disk before the rename (checkpoints).
+    Yields:
+        The temporary path, ``.<name>.<pid>.<random>.tmp`` in ``path``'s folder; it does not
+        exist yet (open it with mode ``"xb"`` to be sure).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh name in the same folder (not mkstemp, whose 0600 mode would survive the rename).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "r+b") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """Write bytes or text (UTF-8) to ``path`` atomically; returns ``path``."""
+    raw = data.encode() if isinstance(data, str) else data
+    with atomic_path(path) as tmp, open(tmp, "xb") as fh:
+        fh.write(raw)
+    return path
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy of ``value``: non-finite floats become null, tuples lists, keys text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON (non-finite floats as null), atomically."""
+    return atomic_write(path, json.dumps(json_safe(data), indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints.
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` goes."""
+    return run_dir / "checkpoints" / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files are never listed)."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step_*.pt") if p.is_file())
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary checkpoint files left by a process killed while writing one."""
+    for stale in (run_dir / "checkpoints").glob(".step_*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a temporary file in the same folder, fsync, then rename."""
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a sesim checkpoint with ``weights_only=True``; a foreign file is a user error."""
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}): is it a sesim checkpoint?"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a sesim checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def config_of(state: dict[str, Any]) -> TrainConfig:
+    """The resolved config stored in a checkpoint."""
+    cfg: TrainConfig = from_dict(TrainConfig, state["config"])
+    return cfg
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints."""
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def newest_checkpoint(run: Path) -> Path:
+    """The newest complete checkpoint of a run folder.
+
+    Raises:
+        UserError: the folder does not exist or holds no checkpoint yet.
+    """
+    if not run.is_dir():
+        raise UserError(f"run folder {run} does not exist")
+    ckpts = list_checkpoints(run)
+    if not ckpts:
+        raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
+    return ckpts[-1]
+
+
+def load_generator(
+    run: Path | None, checkpoint: Path | None, device: torch.device | str
+) -> tuple[nn.Module, TrainConfig, int]:
+    """Rebuild a run's generator from a checkpoint (the run's newest by default).
+
+    Args:
+        run: a run folder (its newest checkpoint is used), or None.
+        checkpoint: a checkpoint file, used when ``run`` is None.
+        device: where the generator goes.
+    Returns:
+        ``(G, cfg, step)``: the generator in eval mode on ``device``, the run's config and the
+        checkpoint's step.
+    Raises:
+        UserError: no such run or checkpoint, or a file that is not a generator of its config.
+    """
+    if run is not None:
+        checkpoint = newest_checkpoint(run)
+    if checkpoint is None:
+        raise UserError("give --run RUN_DIR or --checkpoint FILE")
+    state = load_checkpoint(checkpoint)
+    cfg = config_of(state)
+    G = get_method(cfg.method).build_generator(cfg)
+    try:
+        G.load_state_dict(state["nets"]["G"])
+    except (KeyError, RuntimeError) as exc:
+        raise UserError(
+            f"{checkpoint} does not match a {cfg.method}/{cfg.mode} generator: {str(exc)[:120]}"
+        ) from None
+    return G.to(device).eval(), cfg, int(state["step"])
