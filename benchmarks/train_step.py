@@ -26,9 +26,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sesim.config import TrainConfig, preset
+from sesim.devices import autocast_factory
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
-from sesim.train import autocast_factory
 
 BENCH_PRESETS = {
     "fsesim": ("fsesim", None),

@@ -16,11 +16,12 @@ import torch
 
 from sesim.config import TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
+from sesim.devices import Dist, StepTimer, autocast_factory
 from sesim.losses import compare_similarity, sample_queries, self_similarity
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
 from sesim.runs import load_checkpoint
-from sesim.train import Dist, StepTimer, autocast_factory, batch_stream, train
+from sesim.train import batch_stream, train
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible here)"

@@ -25,9 +25,10 @@ from torch.utils._pytree import tree_leaves
 
 from sesim.config import TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
+from sesim.devices import Dist
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
-from sesim.train import Dist, batch_stream
+from sesim.train import batch_stream
 
 META = torch.device("meta")
 PRESETS = [

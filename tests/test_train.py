@@ -16,8 +16,9 @@ from PIL import Image
 
 from sesim.config import PRESETS, TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
+from sesim.devices import StepTimer
 from sesim.runs import list_checkpoints, load_checkpoint, save_checkpoint
-from sesim.train import StepTimer, lr_lambda, train
+from sesim.train import lr_lambda, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -86,6 +86,7 @@ from sesim.argtypes import positive_int as _positive_int
 from sesim.config import PRESETS, Precision, TrainConfig, preset, to_dict, validate
 from sesim.data.synthetic import TASKS, write_synthetic_dataset
 from sesim.data.unpaired import derive_seed
+from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.metrics import (
     SmallSegmenter,
@@ -1056,7 +1057,6 @@ def cpu_cores() -> int:
 
 def _judges_job(out: Path, task: str, bench: BenchPreset, seed: int, device: str) -> None:
     """Train and cache a task's judges (see :func:`prepare_judges`)."""
-    from sesim.train import resolve_device
 
     data = prepare_data(out, task, bench, seed)
     prepare_judges(data, bench, seed, resolve_device(device))
@@ -1136,7 +1136,6 @@ def run_benchmark(args: BenchArgs) -> dict[str, Any]:
         The ``results.json`` dict.
     """
     from sesim.features.vgg import imagenet_weights_available
-    from sesim.train import resolve_device
 
     start = time.perf_counter()
     bench, out = args.bench, args.out
@@ -1328,7 +1327,6 @@ def score_run(
     Returns:
         The run's row of ``results.json`` (without ``seed`` and ``train_s``).
     """
-    from sesim.train import resolve_device
 
     device = resolve_device(cfg.device)
     run_dir = final.parents[1]

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sesim.config import TrainConfig, preset, validate
+from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.methods.munit import translate_styles
 from sesim.metrics import (
@@ -436,7 +437,6 @@ def run_multimodal_bench(
     """
     from sesim.bench import BENCH_PRESETS, prepare_data, train_run
     from sesim.features.vgg import imagenet_weights_available
-    from sesim.train import resolve_device
 
     start = time.perf_counter()
     dev = resolve_device(device)

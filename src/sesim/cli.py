@@ -17,6 +17,7 @@ from typing import Any
 from sesim.argtypes import nonneg_int as _nonneg_int
 from sesim.argtypes import positive_float as _positive_float
 from sesim.argtypes import positive_int as _positive_int
+from sesim.devices import resolve_device
 from sesim.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -399,7 +400,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     from sesim.data.images import filter_images, list_images, load_rgb, save_image, to_tensor
     from sesim.runs import load_generator
-    from sesim.train import resolve_device, translate_batch
+    from sesim.train import translate_batch
 
     device = resolve_device(args.device)
     G, cfg, step = load_generator(args.run, args.checkpoint, device)

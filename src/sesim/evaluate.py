@@ -61,6 +61,7 @@ from torch import Tensor, nn
 
 from sesim.argtypes import positive_int as _positive_int
 from sesim.data.images import filter_images, list_images, load_rgb, to_tensor
+from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.metrics import (
     METRICS,
@@ -1174,8 +1175,6 @@ def eval_run(args: argparse.Namespace) -> int:
     """``sesim eval --run RUN_DIR``: score checkpoints, write OUT, print the table."""
     from tqdm import tqdm
 
-    from sesim.train import resolve_device
-
     notice = _Notices()
     run: Path = args.run
     if not run.is_dir():
@@ -1425,7 +1424,6 @@ def _pairs_by_stem(reals: ImageSet, fakes: ImageSet) -> list[tuple[int, int]] | 
 
 def eval_folders(args: argparse.Namespace) -> int:
     """``sesim eval --real DIR --fake DIR``: score two folders, write OUT, print the table."""
-    from sesim.train import resolve_device
 
     notice = _Notices()
     explicit = args.metrics is not None

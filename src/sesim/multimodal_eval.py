@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.methods.munit import translate_random
 from sesim.metrics import (
@@ -389,7 +390,6 @@ def evaluate_multimodal(
         UserError: not a multi-modal run, no checkpoint, or missing data or weights.
     """
     from sesim.evaluate import TEST_SET, Scorer, load_split, make_extractor
-    from sesim.train import resolve_device
 
     if checkpoint is None:
         ckpts = list_checkpoints(run_dir)

@@ -42,6 +42,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from sesim.devices import resolve_device
 from sesim.errors import UserError
 
 MAX_UPLOAD_BYTES = 10_000_000
@@ -756,7 +757,6 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run ``sesim serve`` until Ctrl-C; returns the exit status."""
-    from sesim.train import resolve_device
 
     if not args.max_upload_mb > 0:
         raise UserError("--max-upload-mb must be > 0")

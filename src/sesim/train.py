@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import signal
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,14 @@ from tqdm import tqdm
 from sesim.config import TrainConfig, dump_yaml, to_dict
 from sesim.data.single_image import SingleImagePair
 from sesim.data.unpaired import UnpairedDataset, UnpairedSampler, derive_seed
+from sesim.devices import (
+    Dist,
+    StepTimer,
+    autocast_factory,
+    average_gradients,
+    init_distributed,
+    resolve_device,
+)
 from sesim.errors import UserError
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
@@ -52,127 +57,8 @@ from sesim.runs import (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Devices and precision.
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; an unavailable device is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu")
-    return torch.device(name)
-
-
-def autocast_factory(
-    precision: str, device: torch.device
-) -> type[AbstractContextManager[None]] | None:
-    """A context-manager class for mixed precision, or None for fp32."""
-    if precision == "fp32":
-        return None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return partial(torch.autocast, device_type=device.type, dtype=dtype)  # type: ignore[return-value]
-
-
-class StepTimer:
-    """Durations of training steps, without making the host wait for the device every step.
-
-    On CUDA each step is bracketed by two events recorded on the current stream, and their
-    times are read (waiting for the device) only in :meth:`flush`, which the loop calls at
-    logging and checkpoint steps; a per-step ``synchronize`` would idle the GPU while the host
-    fetches the next batch and launches the next step's first kernels. Elsewhere a host clock
-    times each step.
-
-    Args:
-        device: the training device.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self._t0 = 0.0
-        self._start: Any = None
-        self._events: list[tuple[Any, Any]] = []  # (start, end) CUDA event pairs
-        self._seconds: list[float] = []  # host-timed steps
-
-    def start(self) -> None:
-        """Mark the start of a step."""
-        if self.cuda:
-            self._start = torch.cuda.Event(enable_timing=True)
-            self._start.record()
-        else:
-            self._t0 = time.perf_counter()
-
-    def stop(self) -> None:
-        """Mark the end of the step started last."""
-        if self.cuda:
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            self._events.append((self._start, end))
-        else:
-            self._seconds.append(time.perf_counter() - self._t0)
-
-    def flush(self) -> list[float]:
-        """Seconds taken by each step stopped since the last flush, oldest first."""
-        if self._events:
-            self._events[-1][1].synchronize()  # one stream: every earlier event is done too
-            self._seconds += [start.elapsed_time(end) / 1000 for start, end in self._events]
-            self._events = []
-        out, self._seconds = self._seconds, []
-        return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Data: the sample keys (which A, which B, crop, flip, jitter) are a pure function of the seed
 # and the sample counter, so a loader started at step s yields what the run saw at step s.
-
-
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in a (possibly single-process) run.
-
-    Attributes:
-        rank: global rank.
-        world: number of processes.
-        local_rank: rank on this machine (selects the GPU).
-    """
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        """Whether this process logs and writes checkpoints."""
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> Dist:
-    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device_name != "cpu"
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
-        torch.cuda.set_device(local)
-    return Dist(rank, world, local)
-
-
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """All-reduce and average gradients across ranks (one flat buffer per call)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset : offset + n].view_as(g))
-        offset += n
 
 
 class RankSampler(Sampler[tuple[int, int, int]]):

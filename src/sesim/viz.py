@@ -28,6 +28,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from sesim.data.images import load_rgb, to_tensor
+from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.features.vgg import (
     VGG16_LAYERS,
@@ -919,7 +920,7 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 def cmd_viz_selfsim(args: argparse.Namespace) -> int:
     """Run ``sesim viz selfsim``; returns the exit status."""
-    from sesim.train import resolve_device, translate_batch
+    from sesim.train import translate_batch
 
     device = resolve_device(args.device)
     if args.output.suffix.lower() != ".png":

@@ -1,0 +1,140 @@
+"""Devices, precision, distributed ranks and step timing of a training run.
+
+``auto`` picks CUDA when present; mixed precision is a context-manager class built once per
+run (``autocast_factory``); under ``torchrun`` each process learns its rank from the environment
+(:func:`init_distributed`) and gradients are averaged with one flat all-reduce per optimiser.
+:class:`StepTimer` times steps without making the host wait for the device every step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from sesim.errors import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; an unavailable device is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+def autocast_factory(
+    precision: str, device: torch.device
+) -> type[AbstractContextManager[None]] | None:
+    """A context-manager class for mixed precision, or None for fp32."""
+    if precision == "fp32":
+        return None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return partial(torch.autocast, device_type=device.type, dtype=dtype)  # type: ignore[return-value]
+
+
+class StepTimer:
+    """Durations of training steps, without making the host wait for the device every step.
+
+    On CUDA each step is bracketed by two events recorded on the current stream, and their
+    times are read (waiting for the device) only in :meth:`flush`, which the loop calls at
+    logging and checkpoint steps; a per-step ``synchronize`` would idle the GPU while the host
+    fetches the next batch and launches the next step's first kernels. Elsewhere a host clock
+    times each step.
+
+    Args:
+        device: the training device.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self._t0 = 0.0
+        self._start: Any = None
+        self._events: list[tuple[Any, Any]] = []  # (start, end) CUDA event pairs
+        self._seconds: list[float] = []  # host-timed steps
+
+    def start(self) -> None:
+        """Mark the start of a step."""
+        if self.cuda:
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._start.record()
+        else:
+            self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        """Mark the end of the step started last."""
+        if self.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._events.append((self._start, end))
+        else:
+            self._seconds.append(time.perf_counter() - self._t0)
+
+    def flush(self) -> list[float]:
+        """Seconds taken by each step stopped since the last flush, oldest first."""
+        if self._events:
+            self._events[-1][1].synchronize()  # one stream: every earlier event is done too
+            self._seconds += [start.elapsed_time(end) / 1000 for start, end in self._events]
+            self._events = []
+        out, self._seconds = self._seconds, []
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed ranks.
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a (possibly single-process) run.
+
+    Attributes:
+        rank: global rank.
+        world: number of processes.
+        local_rank: rank on this machine (selects the GPU).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Whether this process logs and writes checkpoints."""
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> Dist:
+    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local)
+    return Dist(rank, world, local)
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """All-reduce and average gradients across ranks (one flat buffer per call)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
