@@ -22,7 +22,8 @@ from sesim.methods import cyclegan as cyclegan_method
 from sesim.methods.perceptual import perceptual_loss
 from sesim.nets.resnet import ResnetGenerator
 from sesim.runs import list_checkpoints, load_checkpoint, load_generator
-from sesim.train import train, translate_batch
+from sesim.train import train
+from sesim.translate import translate_batch
 
 BASELINES = ("cyclegan", "cut", "fastcut", "perceptual")
 

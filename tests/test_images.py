@@ -19,12 +19,12 @@ from sesim.data.images import (
     filter_images,
     list_images,
     load_rgb,
-    save_image,
     to_pil,
     to_rgb,
     to_tensor,
 )
 from sesim.errors import UserError
+from sesim.translate import save_image
 
 
 def _rgb(seed: int, h: int = 16, w: int = 20) -> np.ndarray:

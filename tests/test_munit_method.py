@@ -26,6 +26,7 @@ from sesim.multimodal_eval import (
     fid_over_styles,
 )
 from sesim.nets.munit import MunitGenerator
+from sesim.translate import translate_random, translate_styles, translate_with_style
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG16Features uses random weights")
 
@@ -139,38 +140,38 @@ def test_style_codes_change_the_output_and_the_same_code_repeats_it() -> None:
 def test_translate_styles_shapes_dtypes_and_reproducibility() -> None:
     G = _generator()
     x = _images(3, 30, 34)  # not multiples of 4: padded and cropped back
-    out = recipe.translate_styles(G, x, 4, torch.Generator().manual_seed(7))
+    out = translate_styles(G, x, 4, torch.Generator().manual_seed(7))
     assert out.shape == (3, 4, 3, 30, 34) and out.dtype == torch.float32
     assert out.abs().max() <= 1.0
-    again = recipe.translate_styles(G, x, 4, torch.Generator().manual_seed(7))
+    again = translate_styles(G, x, 4, torch.Generator().manual_seed(7))
     assert torch.equal(out, again)
-    other = recipe.translate_styles(G, x, 4, torch.Generator().manual_seed(8))
+    other = translate_styles(G, x, 4, torch.Generator().manual_seed(8))
     assert (out - other).abs().mean() > 1e-3
     # Style j is one code for every image, whatever the batch.
-    alone = recipe.translate_styles(G, x[1:2], 4, torch.Generator().manual_seed(7))
+    alone = translate_styles(G, x[1:2], 4, torch.Generator().manual_seed(7))
     torch.testing.assert_close(alone[0], out[1], atol=1e-5, rtol=1e-4)
     assert (out[:, 0] - out[:, 1]).abs().mean() > 1e-3
     # Double precision in, double precision out.
-    out64 = recipe.translate_styles(G.double(), x.double(), 2, torch.Generator().manual_seed(7))
+    out64 = translate_styles(G.double(), x.double(), 2, torch.Generator().manual_seed(7))
     assert out64.dtype == torch.float64 and out64.shape == (3, 2, 3, 30, 34)
     with pytest.raises(UserError, match="number of styles"):
-        recipe.translate_styles(G, x, 0, torch.Generator())
+        translate_styles(G, x, 0, torch.Generator())
 
 
 def test_translate_random_and_with_style() -> None:
     G = _generator()
     x = _images(2, 20, 28)
-    y = recipe.translate_random(G, x, torch.Generator().manual_seed(0))
+    y = translate_random(G, x, torch.Generator().manual_seed(0))
     assert y.shape == (2, 3, 20, 28)
     # Example-guided: one example image for the whole batch, of another size.
-    styled = recipe.translate_with_style(G, x, _images(1, 40, 24, seed=1))
+    styled = translate_with_style(G, x, _images(1, 40, 24, seed=1))
     assert styled.shape == (2, 3, 20, 28) and styled.dtype == torch.float32
-    other = recipe.translate_with_style(G, x, _images(1, 40, 24, seed=2))
+    other = translate_with_style(G, x, _images(1, 40, 24, seed=2))
     assert not torch.equal(styled, other)
     with pytest.raises(UserError, match="16"):
-        recipe.translate_with_style(G, x, _images(1, 8, 8))
+        translate_with_style(G, x, _images(1, 8, 8))
     with pytest.raises(UserError, match="no style encoder"):
-        recipe.translate_with_style(_generator(style_encoder=False), x, _images(1))
+        translate_with_style(_generator(style_encoder=False), x, _images(1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def test_structure_loss_stays_low_across_styles(dataset: Path) -> None:
             ]
 
     def translations() -> torch.Tensor:
-        out = recipe.translate_styles(nets.G.eval(), x, 4, torch.Generator().manual_seed(1))
+        out = translate_styles(nets.G.eval(), x, 4, torch.Generator().manual_seed(1))
         nets.G.train()
         return out
 
@@ -254,8 +255,8 @@ def test_smoke_train_load_and_translate(trained_run: Path) -> None:
     assert isinstance(G, MunitGenerator) and not G.training and step == 2
     assert cfg.munit.dim == 8
     x = _images(1)
-    a = recipe.translate_styles(G, x, 3, torch.Generator().manual_seed(5))
-    b = recipe.translate_styles(G, x, 3, torch.Generator().manual_seed(5))
+    a = translate_styles(G, x, 3, torch.Generator().manual_seed(5))
+    b = translate_styles(G, x, 3, torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and a.shape == (1, 3, 3, 32, 32)
 
 

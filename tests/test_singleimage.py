@@ -22,8 +22,8 @@ from sesim.methods.common import StepContext
 from sesim.nets.stylegan2 import StyleGAN2Generator
 from sesim.runs import load_checkpoint, load_generator
 from sesim.sample_images import sample_images
-from sesim.tiling import default_overlap, tile_starts, translate_full, translate_tiled
 from sesim.train import train
+from sesim.translate import default_overlap, tile_starts, translate_full, translate_tiled
 
 
 @pytest.fixture(autouse=True)

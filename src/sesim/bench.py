@@ -105,6 +105,7 @@ from sesim.runs import (
     load_generator,
     write_json,
 )
+from sesim.translate import translate_batch
 
 # ---------------------------------------------------------------------------------------------
 # Presets and the method list.
@@ -827,8 +828,6 @@ def translate_all(
     G: nn.Module, images: Tensor, device: torch.device, batch_size: int = 32
 ) -> Tensor:
     """Translate (N, 3, H, W) images in batches; returns (N, 3, H, W) on the CPU, in [-1, 1]."""
-    from sesim.train import translate_batch
-
     outs = [translate_batch(G, x.to(device)).clamp(-1, 1).cpu() for x in images.split(batch_size)]
     return torch.cat(outs)
 

@@ -56,7 +56,6 @@ from torch import Tensor, nn
 from sesim.config import TrainConfig, preset, validate
 from sesim.devices import resolve_device
 from sesim.errors import UserError
-from sesim.methods.munit import translate_styles
 from sesim.metrics import (
     evaluate_segmenter,
     extract_features,
@@ -68,6 +67,7 @@ from sesim.multimodal_eval import diversity_lpips, fid_over_rounds, make_diversi
 from sesim.multimodal_eval import features_over_styles as _features_over_styles
 from sesim.report import write_sample_grid
 from sesim.runs import atomic_write, load_generator, write_json
+from sesim.translate import translate_styles
 
 TASK = "multistyle"
 

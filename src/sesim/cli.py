@@ -17,7 +17,6 @@ from typing import Any
 from sesim.argtypes import nonneg_int as _nonneg_int
 from sesim.argtypes import positive_float as _positive_float
 from sesim.argtypes import positive_int as _positive_int
-from sesim.devices import resolve_device
 from sesim.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -396,69 +395,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    import torch
+    from sesim.translate import translate_files
 
-    from sesim.data.images import filter_images, list_images, load_rgb, save_image, to_tensor
-    from sesim.runs import load_generator
-    from sesim.train import translate_batch
-
-    device = resolve_device(args.device)
-    G, cfg, step = load_generator(args.run, args.checkpoint, device)
-    multimodal = cfg.mode == "multimodal"
-    if not multimodal and (args.styles is not None or args.style_image is not None):
-        raise UserError(
-            f"--styles and --style-image need a multimodal run; this run's mode is {cfg.mode}"
-        )
-    if args.styles is not None and args.style_image is not None:
-        raise UserError("give either --styles K (sampled styles) or --style-image FILE, not both")
-    if args.overlap is not None and args.tile is None:
-        raise UserError("--overlap needs --tile")
-    if args.tile is not None and args.tile % 4:
-        raise UserError(f"--tile must be a multiple of 4, got {args.tile}")
-    if args.input.is_dir():
-        paths = filter_images(list_images(args.input, "input images"), "input images")
-    elif args.input.is_file():
-        paths = [args.input]
-    else:
-        raise UserError(f"input {args.input} does not exist; give an image file or a folder")
-    style = None
-    if args.style_image is not None:
-        if not args.style_image.is_file():
-            raise UserError(f"style image {args.style_image} does not exist")
-        style = to_tensor(load_rgb(args.style_image)).unsqueeze(0).to(device)
-
-    from tqdm import tqdm
-
-    args.output.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for path in tqdm(paths, desc="translate", unit="img", disable=args.quiet):
-        x = to_tensor(load_rgb(path)).unsqueeze(0).to(device)
-        with torch.no_grad():
-            if multimodal:
-                from sesim.methods.munit import translate_styles, translate_with_style
-
-                if style is not None:
-                    outs = {"": translate_with_style(G, x, style)[0]}
-                else:
-                    g = torch.Generator().manual_seed(args.seed)
-                    k = args.styles or 1
-                    ys = translate_styles(G, x, k, g)[0]
-                    outs = {f"_style{i}" if args.styles else "": ys[i] for i in range(k)}
-            elif args.tile is not None:
-                from sesim.tiling import translate_full
-
-                outs = {"": translate_full(G, x, args.tile, args.overlap)[0]}
-            else:
-                outs = {"": translate_batch(G, x, _multiple(G))[0]}
-        for suffix, y in outs.items():
-            save_image(y.cpu(), args.output / f"{path.stem}{suffix}.png")
-            written += 1
+    written, step = translate_files(
+        args.input,
+        args.output,
+        run=args.run,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        styles=args.styles,
+        style_image=args.style_image,
+        seed=args.seed,
+        tile=args.tile,
+        overlap=args.overlap,
+        quiet=args.quiet,
+    )
     print(f"wrote {written} image(s) from the step-{step} generator into {args.output}")
     return 0
-
-
-def _multiple(G: Any) -> int:
-    return int(getattr(G, "multiple", 4))
 
 
 def cmd_data_synthetic(args: argparse.Namespace) -> int:

@@ -21,7 +21,8 @@ from sesim.data.synthetic import write_synthetic_dataset
 from sesim.devices import resolve_device
 from sesim.report import write_index, write_sample_grid
 from sesim.runs import list_checkpoints, load_generator
-from sesim.train import train, translate_batch
+from sesim.train import train
+from sesim.translate import translate_batch
 
 DEMO_SIZE = 64
 DEMO_TRAIN_IMAGES = 400

@@ -95,6 +95,7 @@ from sesim.runs import (
     load_generator,
     write_json,
 )
+from sesim.translate import translate_batch
 
 # Ranked scores: the metric (the ``--metrics`` name) each belongs to, and whether higher is better.
 SCORES: dict[str, tuple[str, bool]] = {
@@ -641,8 +642,6 @@ def score_generator(
     Returns:
         ``(values, unavailable)`` as :func:`feature_scores`, with ``lpips`` and ``seg_*``.
     """
-    from sesim.train import translate_batch
-
     use_lpips = scorer.lpips is not None and split.targets is not None
     use_seg = scorer.segmenter is not None and split.labels is not None
     inputs = split.inputs.images

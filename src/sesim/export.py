@@ -9,7 +9,7 @@ after the check passed, so a failed export leaves nothing behind.
 
 Exported models take ``(B, 3, H, W)`` float32 images in [-1, 1] (RGB) and return translations of
 the same shape and range; H and W must be multiples of the generator's ``multiple`` (4 for the
-ResNet generator): pad (reflect) and crop back as :func:`sesim.train.translate_batch` does.
+ResNet generator): pad (reflect) and crop back as :func:`sesim.translate.translate_batch` does.
 
 ONNX needs the ``onnx`` and ``onnxruntime`` packages (``pip install 'sesim[export]'``); the
 exporter is torch's TorchScript-based one (fast, no extra package), with torch's dynamo-based
@@ -37,6 +37,7 @@ from sesim.argtypes import positive_float as _positive_float
 from sesim.argtypes import positive_int as _positive_int
 from sesim.errors import UserError
 from sesim.runs import atomic_path, load_generator
+from sesim.translate import multiple_of
 
 ExportFormat = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
@@ -322,7 +323,7 @@ def export_generator(
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    multiple = int(getattr(G, "multiple", 1))
+    multiple = multiple_of(G, default=1)
     H, W = size
     if H < 1 or W < 1 or H % multiple or W % multiple:
         raise UserError(
@@ -416,7 +417,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         "step": step,
         "input": "float32 (B, 3, H, W) RGB in [-1, 1]",
         "output": "float32 (B, 3, H, W) RGB in [-1, 1]",
-        "size_multiple": int(getattr(G, "multiple", 1)),
+        "size_multiple": multiple_of(G, default=1),
         "dynamic": bool(args.dynamic),
         "direction": cfg.data.direction,
     }

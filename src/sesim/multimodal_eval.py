@@ -36,7 +36,6 @@ from torch import Tensor, nn
 
 from sesim.devices import resolve_device
 from sesim.errors import UserError
-from sesim.methods.munit import translate_random
 from sesim.metrics import (
     density_coverage,
     extract_features,
@@ -47,6 +46,7 @@ from sesim.metrics import lpips_model as _lpips_model
 from sesim.metrics.fid import FeatureExtractor
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
 from sesim.runs import list_checkpoints, load_generator
+from sesim.translate import translate_random
 
 if TYPE_CHECKING:
     from sesim.evaluate import Scorer, Split, Unavailable

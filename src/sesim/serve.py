@@ -44,6 +44,7 @@ from torch import Tensor
 
 from sesim.devices import resolve_device
 from sesim.errors import UserError
+from sesim.translate import translate_batch
 
 MAX_UPLOAD_BYTES = 10_000_000
 MAX_UPLOAD_SIDE = 2048
@@ -192,14 +193,12 @@ class ServeApp:
             The item's id and the item.
         """
         from sesim.data.images import to_tensor
-        from sesim.train import translate_batch
         from sesim.viz import fit_max_side
 
         img = fit_max_side(img, self.max_side)
         x = to_tensor(img)
         with self._lock:
-            multiple = int(getattr(self.G, "multiple", 4))
-            y = translate_batch(self.G, x[None].to(self.device), multiple)[0].cpu()
+            y = translate_batch(self.G, x[None].to(self.device))[0].cpu()
             item = Item(name, x, y, {"input": _png(x), "output": _png(y)})
             key = uuid.uuid4().hex[:16]
             self._items[key] = item

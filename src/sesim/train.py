@@ -55,6 +55,7 @@ from sesim.runs import (
     remove_stale_temporaries,
     save_checkpoint,
 )
+from sesim.translate import translate_batch, translate_styles
 
 # ---------------------------------------------------------------------------------------------
 # Data: the sample keys (which A, which B, crop, flip, jitter) are a pure function of the seed
@@ -236,27 +237,6 @@ def _is_main_thread() -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Samples.
-
-
-@torch.no_grad()
-def translate_batch(G: torch.nn.Module, images: Tensor, multiple: int = 4) -> Tensor:
-    """Translate whole images of any size: reflect-pad to the network's multiple, crop back.
-
-    Args:
-        G: generator.
-        images: (B, 3, H, W) in [-1, 1].
-        multiple: the generator's size multiple.
-
-    Returns:
-        (B, 3, H, W) translations.
-    """
-    H, W = images.shape[2:]
-    ph, pw = (-H) % multiple, (-W) % multiple
-    x = images
-    if ph or pw:
-        mode = "reflect" if ph < H and pw < W else "replicate"
-        x = torch.nn.functional.pad(images, (0, pw, 0, ph), mode=mode)
-    return G(x)[:, :, :H, :W]
 
 
 def _fixed_samples(cfg: TrainConfig, device: torch.device) -> Tensor | None:
@@ -536,13 +516,15 @@ def _write_samples(
     G: torch.nn.Module, fixed: Tensor, run_dir: Path, step: int, writer: Any, method: Any
 ) -> None:
     """A grid of the fixed inputs and their translations (one row per sampled style for
-    methods that define ``sample_rows``)."""
+    methods that set ``SAMPLE_STYLES``, the same codes at every sample step)."""
+    styles = int(getattr(method, "SAMPLE_STYLES", 0))
     G.eval()
     with torch.no_grad():
-        if hasattr(method, "sample_rows"):
-            rows = method.sample_rows(G, fixed, torch.Generator().manual_seed(0))
+        if styles:
+            outs = translate_styles(G, fixed, styles, torch.Generator().manual_seed(0))
+            rows = [outs[:, j] for j in range(styles)]
         else:
-            rows = [translate_batch(G, fixed, int(getattr(G, "multiple", 4)))]
+            rows = [translate_batch(G, fixed)]
     G.train()
     labels = ["input"] + (
         ["output"] if len(rows) == 1 else [f"style {i}" for i in range(len(rows))]

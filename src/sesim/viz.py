@@ -40,6 +40,7 @@ from sesim.features.vgg import (
 from sesim.losses.selfsim import SimKind, self_similarity, window_key_indices
 from sesim.losses.spatial import SpatialCorrelativeLoss
 from sesim.runs import atomic_path, load_checkpoint, load_generator, newest_checkpoint
+from sesim.translate import translate_batch
 
 if TYPE_CHECKING:
     from sesim.config import TrainConfig
@@ -920,8 +921,6 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 def cmd_viz_selfsim(args: argparse.Namespace) -> int:
     """Run ``sesim viz selfsim``; returns the exit status."""
-    from sesim.train import translate_batch
-
     device = resolve_device(args.device)
     if args.output.suffix.lower() != ".png":
         raise UserError(f"--output {args.output} must end in .png")
@@ -949,7 +948,7 @@ def cmd_viz_selfsim(args: argparse.Namespace) -> int:
         what = f"{args.pair[0].name} vs {args.pair[1].name}"
     else:
         assert loaded is not None
-        y = translate_batch(loaded.G, x[None], getattr(loaded.G, "multiple", 4))[0]
+        y = translate_batch(loaded.G, x[None])[0]
         what = f"{args.image.name} translated by step {loaded.step}"
 
     if args.window is not None:

@@ -242,34 +242,3 @@ def to_pil(t: Tensor) -> Image.Image:
     t = t.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
     arr = ((t + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
     return Image.fromarray(arr, mode="RGB")
-
-
-def save_image(t: Tensor, path: Path) -> None:
-    """Write an image tensor atomically (a temporary file in the same folder, then a rename).
-
-    The format follows the extension (JPEG at quality 95); parent folders are created.
-
-    Args:
-        t: (3, H, W) or (1, 3, H, W) in [-1, 1].
-        path: destination file, e.g. ``out/fake_B/x.png``.
-    Raises:
-        UserError: the extension is not a known image format.
-    """
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(f"cannot save image {path}: unknown extension; use .png or .jpg")
-    img = to_pil(t)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name opened exclusively (not mkstemp, whose 0600 mode would survive the rename).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            if fmt == "JPEG":
-                img.save(f, format=fmt, quality=95)
-            else:
-                img.save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -47,6 +47,10 @@ from sesim.nets.munit import MultiScaleDiscriminator, MunitGenerator
 #: makes it a pass-through.
 POOLS = ("fake_B",)
 
+#: Rows of the run's sample grids: the fixed inputs in this many sampled styles (the same codes
+#: at every sample step, so each row keeps its style over training).
+SAMPLE_STYLES = 4
+
 #: Weight of MUNIT's style reconstruction ``|E_s(G(x, s)) - s|_1`` (``recon_s_w`` in its
 #: configs); applied only when the generator has a style encoder.
 STYLE_RECON_WEIGHT = 1.0
@@ -226,135 +230,3 @@ def train_step(nets: MunitNets, ctx: StepContext, batch: dict[str, Tensor]) -> d
         ctx.scaler.update()
     logs["G_gan"], logs["G_struct"] = loss_gan.detach(), loss_struct.detach()
     return logs
-
-
-# ---------------------------------------------------------------------------------------------
-# Translation helpers (CLI, evaluation, benchmark).
-
-
-def _pad(G: MunitGenerator, images: Tensor) -> Tensor:
-    """Pad (B, C, H, W) images at the bottom and right to the generator's multiple (and at
-    least its minimum side): reflect, or replicate where reflection cannot reach."""
-    if images.ndim != 4:
-        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
-    H, W = images.shape[2:]
-    m = G.multiple
-    ph = max(G.min_size - H, (-H) % m)
-    pw = max(G.min_size - W, (-W) % m)
-    ph, pw = ph + (-(H + ph)) % m, pw + (-(W + pw)) % m
-    if not (ph or pw):
-        return images
-    mode = "reflect" if ph < H and pw < W else "replicate"
-    return F.pad(images, (0, pw, 0, ph), mode=mode)
-
-
-def _generator_of(G: nn.Module) -> MunitGenerator:
-    if not isinstance(G, MunitGenerator):
-        raise UserError(
-            f"multi-modal translation needs a MUNIT generator (a multimodal run); got "
-            f"{type(G).__name__}"
-        )
-    return G
-
-
-@torch.no_grad()
-def translate_styles(G: nn.Module, images: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """Translate every image in the same ``k`` style codes drawn from the prior.
-
-    The ``k`` codes are drawn first (``G.sample_style(k, generator)``), so image ``b`` in style
-    ``j`` is ``G(images[b], s_j)`` whatever the batch: a generator seeded alike gives the same
-    codes, hence the same outputs, for every call. Images are reflect-padded to the generator's
-    size multiple and cropped back, as :func:`sesim.train.translate_batch`; each is encoded once.
-
-    Args:
-        G: a MUNIT generator, in eval mode (on any device).
-        images: (B, 3, H, W) images in [-1, 1], on ``G``'s device.
-        k: number of styles, >= 1.
-        generator: source of the style codes (a CPU generator gives the same codes on every
-            device).
-    Returns:
-        (B, k, 3, H, W) translations in [-1, 1], ``out[b, j]`` = image ``b`` in style ``j``.
-    Raises:
-        UserError: ``k`` < 1, or ``G`` is not a MUNIT generator.
-    """
-    net = _generator_of(G)
-    if k < 1:
-        raise UserError(f"the number of styles must be >= 1, got {k}")
-    B, _, H, W = images.shape
-    styles = net.sample_style(k, generator, device=images.device)
-    content = net.encode_content(_pad(net, images))
-    outs = [net.decode(content, styles[j].expand(B, -1, -1, -1)) for j in range(k)]
-    return torch.stack(outs, dim=1)[..., :H, :W]
-
-
-@torch.no_grad()
-def translate_random(G: nn.Module, images: Tensor, generator: torch.Generator) -> Tensor:
-    """Translate each image in its own random style (independent codes per row).
-
-    The ``sample_fn`` of :func:`sesim.metrics.lpips_diversity`: called twice on one input
-    repeated, it gives pairs of outputs in independent styles.
-
-    Args:
-        G: a MUNIT generator, in eval mode.
-        images: (B, 3, H, W) images in [-1, 1] (moved to ``G``'s device here).
-        generator: source of the B style codes.
-    Returns:
-        (B, 3, H, W) translations on ``G``'s device.
-    """
-    net = _generator_of(G)
-    device = next(net.parameters()).device
-    x = images.to(device)
-    H, W = x.shape[2:]
-    styles = net.sample_style(x.shape[0], generator, device=device)
-    out: Tensor = net(_pad(net, x), styles)
-    return out[..., :H, :W]
-
-
-@torch.no_grad()
-def translate_with_style(G: nn.Module, images: Tensor, style_images: Tensor) -> Tensor:
-    """Example-guided translation: the layout of ``images`` in the style of ``style_images``.
-
-    Args:
-        G: a MUNIT generator with a style encoder, in eval mode.
-        images: (B, 3, H, W) images in [-1, 1], on ``G``'s device.
-        style_images: (B, 3, H', W') or (1, 3, H', W') target-domain images in [-1, 1] (one
-            example for all), sides >= 16; their size need not match ``images``.
-    Returns:
-        (B, 3, H, W) translations in [-1, 1].
-    Raises:
-        UserError: the run was trained without a style encoder, the style image is smaller
-            than 16 px, or the batch sizes do not match.
-    """
-    net = _generator_of(G)
-    if net.enc_style is None:
-        raise UserError(
-            "this run has no style encoder (trained with munit.style_encoder: false), so it "
-            "cannot take the style of an example image; use sampled styles (--styles K) instead"
-        )
-    if style_images.ndim != 4 or style_images.shape[1] != 3:
-        raise UserError(f"style images must be (B, 3, H, W), got {tuple(style_images.shape)}")
-    if min(style_images.shape[2:]) < 16:
-        h, w = style_images.shape[2:]
-        raise UserError(f"the style image is {w}x{h}; the style encoder needs sides >= 16 px")
-    B, _, H, W = images.shape
-    if style_images.shape[0] not in (1, B):
-        raise UserError(f"got {style_images.shape[0]} style images for {B} input images")
-    style = net.encode_style(style_images.to(images.device)).expand(B, -1, -1, -1)
-    out: Tensor = net(_pad(net, images), style)
-    return out[..., :H, :W]
-
-
-def sample_rows(G: nn.Module, images: Tensor, generator: torch.Generator) -> list[Tensor]:
-    """Rows of the run's sample grid: the fixed inputs in four sampled styles.
-
-    Args:
-        G: the generator (eval mode).
-        images: (B, 3, H, W) fixed inputs.
-        generator: source of the style codes (seeded alike at every sample step, so each row
-            keeps its style over training).
-
-    Returns:
-        Four (B, 3, H, W) rows, one per style.
-    """
-    outs = translate_styles(G, images, 4, generator)
-    return [outs[:, j] for j in range(outs.shape[1])]
