@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -196,7 +195,7 @@ def test_baseline_trains_and_translates(
     name: str, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = small(name, dataset)
-    module = importlib.import_module(METHODS[name])
+    module = METHODS[name]
     seen = _record_logs(monkeypatch, module)
     final = train(cfg, tmp_path / "run", quiet=True)
 

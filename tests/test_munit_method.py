@@ -100,7 +100,7 @@ def _images(n: int, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
 
 
 def test_registered_and_built_from_the_config() -> None:
-    assert METHODS["munit"] == "sesim.methods.munit"
+    assert METHODS["munit"] is recipe and recipe.__name__ == "sesim.methods.munit"
     cfg = tiny(preset("munit-lsesim"))
     nets = get_method("munit").build(cfg)
     assert isinstance(nets.G, MunitGenerator)

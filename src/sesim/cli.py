@@ -18,6 +18,7 @@ from sesim.argtypes import nonneg_int as _nonneg_int
 from sesim.argtypes import positive_float as _positive_float
 from sesim.argtypes import positive_int as _positive_int
 from sesim.errors import UserError
+from sesim.methods import get_method
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -337,7 +338,9 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
             nested[name] = part
     cfg = update(cfg, nested)
     cfg = apply_overrides(cfg, args.set)
-    return validate(cfg)
+    cfg = validate(cfg)
+    get_method(cfg.method)  # an unknown --method fails here, before anything is printed
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:

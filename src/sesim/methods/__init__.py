@@ -1,34 +1,41 @@
 """Training recipes, by the name users type (``sesim train --method NAME``).
 
 Each recipe is a module with ``build``, ``build_generator``, ``build_optimizers`` and
-``train_step`` (see :class:`sesim.methods.common.Method`).
+``train_step`` (see :class:`sesim.methods.common.Method`); :data:`METHODS` maps the names to
+the modules. A new recipe is one file here and one entry in :data:`METHODS`.
 """
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import cast
 
 from sesim.errors import UserError
+from sesim.methods import cut, cyclegan, munit, perceptual, singleimage
+from sesim.methods import sesim as sesim_recipe
 from sesim.methods.common import Method, StepContext
 
-#: method name -> module path
-METHODS: dict[str, str] = {
-    "sesim": "sesim.methods.sesim",
-    "cyclegan": "sesim.methods.cyclegan",
-    "cut": "sesim.methods.cut",
-    "fastcut": "sesim.methods.cut",
-    "perceptual": "sesim.methods.perceptual",
-    "munit": "sesim.methods.munit",
-    "singleimage": "sesim.methods.singleimage",
+#: method name -> recipe module
+METHODS: dict[str, ModuleType] = {
+    "sesim": sesim_recipe,
+    "cyclegan": cyclegan,
+    "cut": cut,
+    "fastcut": cut,
+    "perceptual": perceptual,
+    "munit": munit,
+    "singleimage": singleimage,
 }
 
 
 def get_method(name: str) -> Method:
-    """The recipe module registered under ``name``."""
+    """The recipe module registered under ``name``.
+
+    Raises:
+        UserError: an unknown name (the message lists the known ones).
+    """
     if name not in METHODS:
         raise UserError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
-    return cast(Method, importlib.import_module(METHODS[name]))
+    return cast(Method, METHODS[name])
 
 
 __all__ = ["METHODS", "Method", "StepContext", "get_method"]

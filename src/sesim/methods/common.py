@@ -1,4 +1,5 @@
-"""What every training recipe shares: the per-step context and the method interface.
+"""What every training recipe shares: the method interface, the per-step context, the ResNet
+generator and PatchGAN builders, and the heads and discriminator steps.
 
 A method is a module with four functions (see :class:`Method`); the training loop only talks to
 methods through them, so adding a recipe means adding one file and one registry entry.
@@ -15,7 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from sesim.config import TrainConfig
-from sesim.losses.adversarial import ImagePool
+from sesim.features.vgg import VGG16Features
+from sesim.losses.adversarial import ImagePool, discriminator_loss_terms
+from sesim.losses.spatial import SpatialCorrelativeLoss
+from sesim.nets.init import init_weights
+from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
 
 class Nets(Protocol):
@@ -89,3 +94,95 @@ class StepContext:
             self.scaler.step(opt)
         else:
             opt.step()
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks of the ResNet recipes (sesim, cyclegan, cut, fastcut, perceptual).
+
+
+def resnet_generator(cfg: TrainConfig, seed: int) -> ResnetGenerator:
+    """The ResNet generator described by ``cfg.model``, initialised from ``seed``."""
+    m = cfg.model
+    G = ResnetGenerator(3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias)
+    init_weights(G, m.init, m.init_gain, generator=torch.Generator().manual_seed(seed))
+    return G
+
+
+def patch_discriminator(cfg: TrainConfig, seed: int) -> NLayerDiscriminator:
+    """The PatchGAN described by ``cfg.model``, initialised from ``seed``."""
+    m = cfg.model
+    D = NLayerDiscriminator(3, m.ndf, m.d_layers, norm=m.norm, antialias=m.antialias)
+    init_weights(D, m.init, m.init_gain, generator=torch.Generator().manual_seed(seed))
+    return D
+
+
+def build_generator(cfg: TrainConfig) -> ResnetGenerator:
+    """The (A -> B) generator described by ``cfg`` (weights initialised from ``cfg.seed``)."""
+    return resnet_generator(cfg, cfg.seed)
+
+
+def build_discriminator(cfg: TrainConfig) -> NLayerDiscriminator:
+    """The (domain B) discriminator described by ``cfg`` (weights from ``cfg.seed + 1``)."""
+    return patch_discriminator(cfg, cfg.seed + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps shared by the single-modal and multi-modal SeSim recipes.
+
+
+def heads_step(
+    vgg: VGG16Features,
+    crit: SpatialCorrelativeLoss,
+    ctx: StepContext,
+    batch: dict[str, Tensor],
+    feats_a: list[Tensor],
+    feats_fake: list[Tensor],
+) -> dict[str, Tensor]:
+    """LSeSim's heads step: pull maps of the same point in structure-preserving views together.
+
+    src = [x, x]; positives = [translation (detached), jitter(x)]; others = [y, jitter(y)]
+    flipped on both spatial axes, as the public code.
+
+    Args:
+        vgg: the frozen extractor.
+        crit: the loss owning the heads (``ctx.optimizers["heads"]`` steps them).
+        ctx: step context.
+        batch: with ``B``, ``A_aug`` and ``B_aug`` (B, 3, H, W).
+        feats_a: VGG features of the inputs (no graph).
+        feats_fake: VGG features of the translations (detached here).
+
+    Returns:
+        ``{"heads_nce": loss}`` (detached).
+    """
+    with ctx.amp():
+        with torch.no_grad():
+            others = torch.cat([batch["B"], batch["B_aug"]]).flip(2, 3)
+            feats_aug = vgg(batch["A_aug"])
+            feats_oth = vgg(others)
+        src = [torch.cat([f, f]) for f in feats_a]
+        pos = [torch.cat([f.detach(), g]) for f, g in zip(feats_fake, feats_aug)]
+        loss = crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
+    ctx.update("heads", loss)
+    return {"heads_nce": loss.detach()}
+
+
+def discriminator_step(
+    D: nn.Module, ctx: StepContext, real_b: Tensor, fake_b: Tensor
+) -> dict[str, Tensor]:
+    """Real target images against pooled, detached fakes (every scale of a multi-scale D).
+
+    Args:
+        D: discriminator (``ctx.optimizers["D"]`` steps it).
+        ctx: step context (its ``fake_B`` pool).
+        real_b: (B, 3, H, W) target-domain images.
+        fake_b: (B, 3, H, W) translations.
+
+    Returns:
+        ``D_real`` and ``D_fake`` terms (detached).
+    """
+    with ctx.amp():
+        pooled = ctx.pools["fake_B"].query(fake_b.detach(), ctx.generator)
+        d_real, d_fake = discriminator_loss_terms(D(real_b), D(pooled), ctx.cfg.optim.gan_mode)
+        loss = 0.5 * (d_real + d_fake)
+    ctx.update("D", loss)
+    return {"D_real": d_real.detach(), "D_fake": d_fake.detach()}

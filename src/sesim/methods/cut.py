@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from sesim.config import TrainConfig
 from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
 from sesim.losses.patchnce import PatchSampleMLP, patchnce_loss
-from sesim.methods.common import StepContext
+from sesim.methods.common import StepContext, build_discriminator, build_generator
 from sesim.nets.init import init_weights
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
@@ -65,14 +65,6 @@ class CUTNets:
         return {"G": self.G, "D": self.D, "heads": self.heads}
 
 
-def build_generator(cfg: TrainConfig) -> ResnetGenerator:
-    """The generator described by ``cfg`` (weights initialised from ``cfg.seed``)."""
-    m = cfg.model
-    G = ResnetGenerator(3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias)
-    init_weights(G, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed))
-    return G
-
-
 def nce_layers(cfg: TrainConfig, G: ResnetGenerator) -> tuple[int, ...]:
     """``cfg.baseline.nce_layers``, or the generator's CUT default when it is empty."""
     # Values read back from YAML or a checkpoint may arrive as strings.
@@ -88,8 +80,7 @@ def build(cfg: TrainConfig) -> CUTNets:
     """
     m = cfg.model
     G = build_generator(cfg)
-    D = NLayerDiscriminator(3, m.ndf, m.d_layers, norm=m.norm, antialias=m.antialias)
-    init_weights(D, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    D = build_discriminator(cfg)
     layers = nce_layers(cfg, G)
     heads = PatchSampleMLP(G.feature_channels(layers), nc=cfg.baseline.nce_mlp_channels)
     init_weights(heads, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed + 3))

@@ -32,8 +32,12 @@ from torch import Tensor, nn
 
 from sesim.config import TrainConfig
 from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
-from sesim.methods.common import StepContext
-from sesim.nets.init import init_weights
+from sesim.methods.common import (
+    StepContext,
+    build_generator,
+    patch_discriminator,
+    resnet_generator,
+)
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B", "fake_A")
@@ -68,32 +72,13 @@ class CycleGANNets:
         return {"G": self.G, "G_B": self.G_B, "D": self.D, "D_A": self.D_A}
 
 
-def _generator(cfg: TrainConfig, seed: int) -> ResnetGenerator:
-    m = cfg.model
-    G = ResnetGenerator(3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias)
-    init_weights(G, m.init, m.init_gain, generator=torch.Generator().manual_seed(seed))
-    return G
-
-
-def _discriminator(cfg: TrainConfig, seed: int) -> NLayerDiscriminator:
-    m = cfg.model
-    D = NLayerDiscriminator(3, m.ndf, m.d_layers, norm=m.norm, antialias=m.antialias)
-    init_weights(D, m.init, m.init_gain, generator=torch.Generator().manual_seed(seed))
-    return D
-
-
-def build_generator(cfg: TrainConfig) -> ResnetGenerator:
-    """The A -> B generator described by ``cfg`` (weights initialised from ``cfg.seed``)."""
-    return _generator(cfg, cfg.seed + _SEED_OFFSETS["G"])
-
-
 def build(cfg: TrainConfig) -> CycleGANNets:
     """Networks for ``cfg``, on the CPU, each initialised from its own seed."""
     return CycleGANNets(
-        G=build_generator(cfg),
-        G_B=_generator(cfg, cfg.seed + _SEED_OFFSETS["G_B"]),
-        D=_discriminator(cfg, cfg.seed + _SEED_OFFSETS["D"]),
-        D_A=_discriminator(cfg, cfg.seed + _SEED_OFFSETS["D_A"]),
+        G=build_generator(cfg),  # seed + _SEED_OFFSETS["G"], which is 0
+        G_B=resnet_generator(cfg, cfg.seed + _SEED_OFFSETS["G_B"]),
+        D=patch_discriminator(cfg, cfg.seed + _SEED_OFFSETS["D"]),
+        D_A=patch_discriminator(cfg, cfg.seed + _SEED_OFFSETS["D_A"]),
     )
 
 

@@ -39,8 +39,7 @@ from sesim.errors import UserError
 from sesim.features.vgg import VGG16Features
 from sesim.losses.adversarial import generator_loss
 from sesim.losses.spatial import SpatialCorrelativeLoss
-from sesim.methods.common import StepContext
-from sesim.methods.sesim import discriminator_step, heads_step
+from sesim.methods.common import StepContext, discriminator_step, heads_step
 from sesim.nets.munit import MultiScaleDiscriminator, MunitGenerator
 
 #: One pool of fakes for D; the multi-modal presets set ``pool_size`` 0 (MUNIT has none), which

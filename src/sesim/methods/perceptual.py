@@ -25,8 +25,7 @@ from torch import Tensor, nn
 from sesim.config import TrainConfig
 from sesim.features.vgg import VGG16Features
 from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
-from sesim.methods.common import StepContext
-from sesim.nets.init import init_weights
+from sesim.methods.common import StepContext, build_discriminator, build_generator
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B",)
@@ -78,20 +77,10 @@ class PerceptualNets:
         return {"G": self.G, "D": self.D}
 
 
-def build_generator(cfg: TrainConfig) -> ResnetGenerator:
-    """The generator described by ``cfg`` (weights initialised from ``cfg.seed``)."""
-    m = cfg.model
-    G = ResnetGenerator(3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias)
-    init_weights(G, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed))
-    return G
-
-
 def build(cfg: TrainConfig) -> PerceptualNets:
     """Networks for ``cfg``, on the CPU, with deterministic initialisation."""
-    m = cfg.model
     G = build_generator(cfg)
-    D = NLayerDiscriminator(3, m.ndf, m.d_layers, norm=m.norm, antialias=m.antialias)
-    init_weights(D, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    D = build_discriminator(cfg)
     weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
     vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + 2)
     return PerceptualNets(G, D, vgg)

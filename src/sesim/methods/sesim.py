@@ -22,10 +22,15 @@ from torch import Tensor, nn
 
 from sesim.config import TrainConfig
 from sesim.features.vgg import VGG16Features
-from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
+from sesim.losses.adversarial import generator_loss
 from sesim.losses.spatial import SpatialCorrelativeLoss
-from sesim.methods.common import StepContext
-from sesim.nets.init import init_weights
+from sesim.methods.common import (
+    StepContext,
+    build_discriminator,
+    build_generator,
+    discriminator_step,
+    heads_step,
+)
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B",)
@@ -59,20 +64,10 @@ class SesimNets:
         return out
 
 
-def build_generator(cfg: TrainConfig) -> ResnetGenerator:
-    """The generator described by ``cfg`` (weights initialised from ``cfg.seed``)."""
-    m = cfg.model
-    G = ResnetGenerator(3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias)
-    init_weights(G, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed))
-    return G
-
-
 def build(cfg: TrainConfig) -> SesimNets:
     """Networks for ``cfg``, on the CPU, with deterministic initialisation."""
-    m = cfg.model
     G = build_generator(cfg)
-    D = NLayerDiscriminator(3, m.ndf, m.d_layers, norm=m.norm, antialias=m.antialias)
-    init_weights(D, m.init, m.init_gain, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    D = build_discriminator(cfg)
     weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
     vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + 2)
     with torch.random.fork_rng(devices=[]):
@@ -94,64 +89,6 @@ def build_optimizers(cfg: TrainConfig, nets: SesimNets) -> dict[str, torch.optim
             nets.crit.heads.parameters(), lr=o.lr_heads, betas=betas, foreach=True
         )
     return opts
-
-
-def heads_step(
-    vgg: VGG16Features,
-    crit: SpatialCorrelativeLoss,
-    ctx: StepContext,
-    batch: dict[str, Tensor],
-    feats_a: list[Tensor],
-    feats_fake: list[Tensor],
-) -> dict[str, Tensor]:
-    """LSeSim's heads step: pull maps of the same point in structure-preserving views together.
-
-    src = [x, x]; positives = [translation (detached), jitter(x)]; others = [y, jitter(y)]
-    flipped on both spatial axes, as the public code.
-
-    Args:
-        vgg: the frozen extractor.
-        crit: the loss owning the heads (``ctx.optimizers["heads"]`` steps them).
-        ctx: step context.
-        batch: with ``B``, ``A_aug`` and ``B_aug`` (B, 3, H, W).
-        feats_a: VGG features of the inputs (no graph).
-        feats_fake: VGG features of the translations (detached here).
-
-    Returns:
-        ``{"heads_nce": loss}`` (detached).
-    """
-    with ctx.amp():
-        with torch.no_grad():
-            others = torch.cat([batch["B"], batch["B_aug"]]).flip(2, 3)
-            feats_aug = vgg(batch["A_aug"])
-            feats_oth = vgg(others)
-        src = [torch.cat([f, f]) for f in feats_a]
-        pos = [torch.cat([f.detach(), g]) for f, g in zip(feats_fake, feats_aug)]
-        loss = crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
-    ctx.update("heads", loss)
-    return {"heads_nce": loss.detach()}
-
-
-def discriminator_step(
-    D: nn.Module, ctx: StepContext, real_b: Tensor, fake_b: Tensor
-) -> dict[str, Tensor]:
-    """Real target images against pooled, detached fakes (every scale of a multi-scale D).
-
-    Args:
-        D: discriminator (``ctx.optimizers["D"]`` steps it).
-        ctx: step context (its ``fake_B`` pool).
-        real_b: (B, 3, H, W) target-domain images.
-        fake_b: (B, 3, H, W) translations.
-
-    Returns:
-        ``D_real`` and ``D_fake`` terms (detached).
-    """
-    with ctx.amp():
-        pooled = ctx.pools["fake_B"].query(fake_b.detach(), ctx.generator)
-        d_real, d_fake = discriminator_loss_terms(D(real_b), D(pooled), ctx.cfg.optim.gan_mode)
-        loss = 0.5 * (d_real + d_fake)
-    ctx.update("D", loss)
-    return {"D_real": d_real.detach(), "D_fake": d_fake.detach()}
 
 
 def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, Tensor]:
