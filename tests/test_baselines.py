@@ -21,7 +21,7 @@ from sesim.methods import cyclegan as cyclegan_method
 from sesim.methods.perceptual import perceptual_loss
 from sesim.nets.resnet import ResnetGenerator
 from sesim.runs import list_checkpoints, load_checkpoint, load_generator
-from sesim.train import train
+from sesim.train import resume, train
 from sesim.translate import translate_batch
 
 BASELINES = ("cyclegan", "cut", "fastcut", "perceptual")
@@ -234,7 +234,7 @@ def test_cut_resume_is_bit_exact(dataset: Path, tmp_path: Path) -> None:
     part = tmp_path / "part"
     shutil.copytree(full, part)
     list_checkpoints(part)[-1].unlink()
-    resumed = train(cfg, part, resume=True, quiet=True)
+    resumed = resume(part, quiet=True)
 
     a, b = load_checkpoint(ckpts[-1]), load_checkpoint(resumed)
     assert b["step"] == 2

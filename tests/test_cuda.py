@@ -15,13 +15,14 @@ import pytest
 import torch
 
 from sesim.config import TrainConfig, preset
+from sesim.data.stream import batch_stream
 from sesim.data.synthetic import write_synthetic_dataset
-from sesim.devices import Dist, StepTimer, autocast_factory
+from sesim.devices import StepTimer, autocast_factory
 from sesim.losses import compare_similarity, sample_queries, self_similarity
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
 from sesim.runs import load_checkpoint
-from sesim.train import batch_stream, train
+from sesim.train import train
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible here)"
@@ -111,7 +112,7 @@ def test_a_step_does_not_synchronize(name: str, dataset: Path) -> None:
         torch.Generator().manual_seed(0),
         autocast_factory("fp32", CUDA),
     )
-    cpu = next(batch_stream(cfg, 0, torch.device("cpu"), Dist()))
+    cpu = next(batch_stream(cfg, 0, torch.device("cpu")))
     batch = {k: v.to(CUDA) for k, v in cpu.items() if isinstance(v, torch.Tensor)}
     method.train_step(nets, ctx, batch)  # first step: lazy initialisation may sync
     torch.cuda.synchronize()

@@ -24,11 +24,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from sesim.config import TrainConfig, preset
+from sesim.data.stream import batch_stream
 from sesim.data.synthetic import write_synthetic_dataset
-from sesim.devices import Dist
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
-from sesim.train import batch_stream
 
 META = torch.device("meta")
 PRESETS = [
@@ -116,7 +115,7 @@ def small(name: str, data: Path) -> TrainConfig:
 def test_a_training_step_reads_no_device_value(name: str, data: Path) -> None:
     cfg = small(name, data)
     method = get_method(cfg.method)
-    cpu_batch = next(batch_stream(cfg, 0, torch.device("cpu"), Dist()))
+    cpu_batch = next(batch_stream(cfg, 0, torch.device("cpu")))
     batch = {k: v.to(META) for k, v in cpu_batch.items() if isinstance(v, torch.Tensor)}
     nets = method.build(cfg)
     for module in nets.all_modules():

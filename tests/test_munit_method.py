@@ -204,7 +204,7 @@ def test_structure_loss_stays_low_across_styles(dataset: Path) -> None:
     """Every sampled style keeps the input's self-similarity: on a briefly trained tiny model
     the structure loss of the worst style is well below that of a translation of another
     scene, and training lowered it, while the styles still differ."""
-    from sesim.train import make_dataset
+    from sesim.data.stream import make_dataset
 
     cfg = tiny(preset("munit-tiny"), dataset, batch=2)
     nets = recipe.build(cfg)

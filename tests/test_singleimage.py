@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 
 from sesim.config import TrainConfig, preset
+from sesim.data.sample_images import sample_images
 from sesim.data.single_image import SingleImagePair
 from sesim.errors import UserError
 from sesim.methods import get_method
@@ -21,7 +22,6 @@ from sesim.methods import singleimage as recipe
 from sesim.methods.common import StepContext
 from sesim.nets.stylegan2 import StyleGAN2Generator
 from sesim.runs import load_checkpoint, load_generator
-from sesim.sample_images import sample_images
 from sesim.train import train
 from sesim.translate import default_overlap, tile_starts, translate_full, translate_tiled
 

@@ -18,7 +18,7 @@ from sesim.config import PRESETS, TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.devices import StepTimer
 from sesim.runs import list_checkpoints, load_checkpoint, save_checkpoint
-from sesim.train import lr_lambda, train
+from sesim.train import lr_lambda, resume, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,7 +179,7 @@ def test_partial_checkpoint_file_is_ignored_and_removed(dataset: Path, tmp_path:
     state = load_checkpoint(list_checkpoints(run)[-1])
     state["config"]["steps"] = 3  # continue one more step
     save_checkpoint(list_checkpoints(run)[-1], state)
-    train(cfg, run, resume=True, quiet=True)
+    resume(run, quiet=True)
     assert not junk.exists()
     assert list_checkpoints(run)[-1].name == "step_00000003.pt"
 

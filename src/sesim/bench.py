@@ -811,7 +811,7 @@ def train_run(cfg: TrainConfig, run_dir: Path) -> tuple[Path, bool]:
     Raises:
         UserError: ``run_dir`` holds a run with another config.
     """
-    from sesim.train import train
+    from sesim.train import resume, train
 
     check_run_dir(cfg, run_dir)
     ckpts = list_checkpoints(run_dir)
@@ -819,7 +819,7 @@ def train_run(cfg: TrainConfig, run_dir: Path) -> tuple[Path, bool]:
         done = int(load_checkpoint(ckpts[-1])["step"]) >= cfg.steps
         if done and (run_dir / "train_summary.json").is_file():
             return ckpts[-1], True
-        return train(cfg, run_dir, resume=True, quiet=True), False
+        return resume(run_dir, quiet=True), False
     return train(cfg, run_dir, quiet=True), False
 
 

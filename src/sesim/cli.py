@@ -346,7 +346,7 @@ def resolve_train_config(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from sesim.config import dump_yaml
     from sesim.runs import list_checkpoints
-    from sesim.train import train
+    from sesim.train import resume, train
 
     if args.resume is not None:
         conflicting = [
@@ -372,7 +372,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = args.resume
         if not run.is_dir():
             raise UserError(f"run folder {run} does not exist; give the --out folder of a run")
-        final = train(None, run, resume=True, quiet=args.quiet)  # type: ignore[arg-type]
+        final = resume(run, quiet=args.quiet)
         if os.environ.get("RANK", "0") == "0":
             print(f"done: {final}")
         return 0
@@ -434,7 +434,7 @@ def cmd_data_synthetic(args: argparse.Namespace) -> int:
 
 
 def cmd_data_sample_images(args: argparse.Namespace) -> int:
-    from sesim.sample_images import sample_images
+    from sesim.data.sample_images import sample_images
 
     source, target = sample_images(args.out)
     print(f"source: {source}\ntarget: {target}")

@@ -21,7 +21,7 @@ from sesim.data.synthetic import write_synthetic_dataset
 from sesim.devices import resolve_device
 from sesim.report import write_index, write_sample_grid
 from sesim.runs import list_checkpoints, load_generator
-from sesim.train import train
+from sesim.train import resume, train
 from sesim.translate import translate_batch
 
 DEMO_SIZE = 64
@@ -52,7 +52,7 @@ def run_demo(
     cfg = validate(cfg)
     if list_checkpoints(out):
         print(f"[2/4] continuing the run in {out} (delete it to start over)")
-        final = train(cfg, out, resume=True, quiet=quiet)
+        final = resume(out, quiet=quiet)
     else:
         print(f"[2/4] training the 'tiny' FSeSim preset for {cfg.steps} steps on {device}")
         final = train(cfg, out, quiet=quiet)

@@ -1,4 +1,8 @@
-"""The training loop: devices, precision, data order, checkpoints, logging and samples.
+"""The training loop: :func:`train` starts a run, :func:`resume` continues one.
+
+The loop reads top to bottom in :func:`_loop`; what it stands on lives elsewhere: devices,
+precision and ranks in :mod:`sesim.devices`, the batch stream in :mod:`sesim.data.stream`,
+checkpoints in :mod:`sesim.runs`, the recipes in :mod:`sesim.methods`.
 
 Everything random in a run is a function of ``cfg.seed`` and the step: the sample keys (which
 A, which B, crop, flip, jitter) are derived from the seed and the sample counter, and the one
@@ -16,8 +20,6 @@ import signal
 import statistics
 import sys
 import warnings
-from collections.abc import Iterator
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from sesim.config import TrainConfig, dump_yaml, to_dict
-from sesim.data.single_image import SingleImagePair
-from sesim.data.unpaired import UnpairedDataset, UnpairedSampler, derive_seed
+from sesim.data.stream import batch_stream, fixed_samples, make_dataset, make_single_image_pair
+from sesim.data.unpaired import derive_seed
 from sesim.devices import (
     Dist,
     StepTimer,
@@ -56,108 +57,6 @@ from sesim.runs import (
     save_checkpoint,
 )
 from sesim.translate import translate_batch, translate_styles
-
-# ---------------------------------------------------------------------------------------------
-# Data: the sample keys (which A, which B, crop, flip, jitter) are a pure function of the seed
-# and the sample counter, so a loader started at step s yields what the run saw at step s.
-
-
-class RankSampler(Sampler[tuple[int, int, int]]):
-    """This rank's share of the global key sequence of :class:`UnpairedSampler`.
-
-    Step t of rank r (counting from ``start``, the number of samples already consumed by all
-    ranks) takes positions ``start + (t * world + r) * batch + j``, j < batch. With one process
-    this is simply ``start, start + 1, ...``.
-    """
-
-    def __init__(self, keys: UnpairedSampler, start: int, batch: int, dist_info: Dist) -> None:
-        self.keys, self.start, self.batch, self.dist = keys, start, batch, dist_info
-
-    def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        if self.dist.world == 1:
-            yield from iter(
-                UnpairedSampler(self.keys.len_a, self.keys.len_b, self.keys.seed, start=self.start)
-            )
-            return
-        t = 0
-        while True:
-            base = self.start + (t * self.dist.world + self.dist.rank) * self.batch
-            for j in range(self.batch):
-                yield self.keys.key(base + j)
-            t += 1
-
-
-def make_loader(
-    dataset: UnpairedDataset,
-    cfg: TrainConfig,
-    start_sample: int,
-    device: torch.device,
-    dist_info: Dist | None = None,
-) -> DataLoader[dict[str, Any]]:
-    """An endless loader whose batches for step s are the same whatever step it starts at."""
-    keys = UnpairedSampler(dataset.len_a, dataset.len_b, cfg.seed)
-    sampler = RankSampler(keys, start_sample, cfg.batch, dist_info or Dist())
-    return DataLoader(
-        dataset,
-        batch_size=cfg.batch,
-        sampler=sampler,
-        num_workers=cfg.data.workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=cfg.data.workers > 0,
-        drop_last=True,
-    )
-
-
-def batch_stream(
-    cfg: TrainConfig, samples: int, device: torch.device, ranks: Dist
-) -> Iterator[dict[str, Any]]:
-    """Endless training batches, starting after ``samples`` samples consumed by all ranks.
-
-    Unpaired folders go through a ``DataLoader`` keyed by :class:`RankSampler`; the single-image
-    mode draws "zoom and patch" crops of its two images from a generator seeded by the step.
-    Either way the batch of step s does not depend on where the run (re)started.
-    """
-    if cfg.mode == "single-image":
-        pair = make_single_image_pair(cfg)
-        step = samples // (cfg.batch * ranks.world)
-        while True:
-            g = torch.Generator().manual_seed(derive_seed(cfg.seed, 5, step, ranks.rank))
-            yield pair.sample(cfg.batch, g)
-            step += 1
-    yield from make_loader(make_dataset(cfg), cfg, samples, device, ranks)
-
-
-def make_single_image_pair(cfg: TrainConfig) -> SingleImagePair:
-    """The source and target images of a single-image run."""
-    d = cfg.data
-    if not d.source or not d.target:
-        raise UserError("single-image mode needs --source IMAGE and --target IMAGE")
-    return SingleImagePair(
-        Path(d.source),
-        Path(d.target),
-        load_size=d.load_size,
-        crop_size=d.crop_size,
-        max_zoom=d.max_zoom,
-        flip=d.flip,
-    )
-
-
-def make_dataset(cfg: TrainConfig, phase: str = "train") -> UnpairedDataset:
-    """The unpaired dataset described by ``cfg.data``."""
-    d = cfg.data
-    if not d.root:
-        raise UserError("no dataset given: pass --data DIR (a folder with trainA/ and trainB/)")
-    return UnpairedDataset(
-        Path(d.root),
-        phase=phase,
-        direction=d.direction,
-        load_size=d.load_size,
-        crop_size=d.crop_size,
-        flip=d.flip if phase == "train" else False,
-        augment=cfg.structure.augment and phase == "train",
-        preprocess=d.preprocess,
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Schedules.
@@ -236,49 +135,47 @@ def _is_main_thread() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Samples.
-
-
-def _fixed_samples(cfg: TrainConfig, device: torch.device) -> Tensor | None:
-    """The first test (else train) A crops, used for every sample grid of the run."""
-    if cfg.mode == "single-image":
-        g = torch.Generator().manual_seed(derive_seed(cfg.seed, 7))
-        return make_single_image_pair(cfg).sample(cfg.num_samples, g)["A"].to(device)
-    for phase in ("test", "train"):
-        try:
-            ds = make_dataset(replace(cfg, structure=replace(cfg.structure, augment=False)), phase)
-        except UserError:
-            continue
-        n = min(cfg.num_samples, ds.len_a)
-        items = [ds[(i, 0, derive_seed(cfg.seed, 7, i))]["A"] for i in range(n)]
-        return torch.stack(items).to(device)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The loop.
 
 
-def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> Path:
-    """Train (or continue) a run; returns the path of the newest checkpoint.
+def train(cfg: TrainConfig, run_dir: Path, quiet: bool = False) -> Path:
+    """Train a new run; returns the path of the newest checkpoint.
 
     Under ``torchrun`` every rank runs this function: ranks draw their own samples and query
     points, average their gradients before each optimiser step, and only rank 0 logs and writes.
 
     Args:
-        cfg: resolved config (ignored in favour of the stored one when resuming).
+        cfg: resolved config.
         run_dir: the run folder (checkpoints, config, logs, samples, index.html).
-        resume: continue from the newest complete checkpoint in ``run_dir``.
         quiet: no progress bar.
     """
-    start_step, state = 0, None
-    if resume:
-        ckpts = list_checkpoints(run_dir)
-        if not ckpts:
-            raise UserError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
-        state = load_checkpoint(ckpts[-1])
-        cfg = config_of(state)
-        start_step = int(state["step"])
+    return _loop(cfg, run_dir, None, quiet)
+
+
+def resume(run_dir: Path, quiet: bool = False) -> Path:
+    """Continue a run from its newest complete checkpoint, with the config saved in it.
+
+    A run resumed at any step continues exactly as if it had never stopped (see the module
+    docstring); a finished run returns its last checkpoint.
+
+    Args:
+        run_dir: the run folder.
+        quiet: no progress bar.
+    Returns:
+        The path of the newest checkpoint.
+    Raises:
+        UserError: the folder holds no complete checkpoint.
+    """
+    ckpts = list_checkpoints(run_dir)
+    if not ckpts:
+        raise UserError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
+    state = load_checkpoint(ckpts[-1])
+    return _loop(config_of(state), run_dir, state, quiet)
+
+
+def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: bool) -> Path:
+    """The training loop of :func:`train` (``state`` None) and :func:`resume`."""
+    start_step = int(state["step"]) if state is not None else 0
     ranks = init_distributed(cfg.device)
     device = resolve_device(cfg.device)
     if device.type == "cuda" and ranks.world > 1:
@@ -387,8 +284,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = F
 
     timer = StepTimer(device)
     writer = _tensorboard(run_dir) if ranks.main else None
-    fixed = _fixed_samples(cfg, device) if ranks.main else None
-    stream = batch_stream(cfg, samples, device, ranks)
+    fixed = fixed_samples(cfg, device) if ranks.main else None
+    stream = batch_stream(cfg, samples, device, ranks.rank, ranks.world)
     for module in trainable.values():
         module.train()
     if start_step >= cfg.steps:
