@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sesim.bench import BENCH_PRESETS, BenchArgs, resolve_args, run_benchmark
+from sesim.bench import BENCH_PRESETS, BenchArgs, resolve_bench_args, run_benchmark
 from sesim.errors import UserError
 
 # Scores compared, their labels and whether higher is better.
@@ -66,24 +66,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bench_args(ns: argparse.Namespace, precision: str, seed: int) -> BenchArgs:
     """The ``sesim bench quality`` settings of one precision and seed."""
-    return resolve_args(
-        argparse.Namespace(
-            preset=ns.preset,
-            methods=ns.methods,
-            tasks=ns.tasks,
-            out=ns.out / f"{precision}-seed{seed}",
-            steps=ns.steps,
-            size=ns.size,
-            n_train=ns.n_train,
-            n_test=ns.n_test,
-            aux_steps=ns.aux_steps,
-            device=ns.device,
-            jobs=ns.jobs,
-            seeds=[seed],
-            data_seed=seed,
-            precision=precision,
-            quiet=ns.quiet,
-        )
+    return resolve_bench_args(
+        ns.preset,
+        methods=ns.methods,
+        tasks=ns.tasks,
+        out=ns.out / f"{precision}-seed{seed}",
+        steps=ns.steps,
+        size=ns.size,
+        n_train=ns.n_train,
+        n_test=ns.n_test,
+        aux_steps=ns.aux_steps,
+        device=ns.device,
+        jobs=ns.jobs,
+        seeds=[seed],
+        data_seed=seed,
+        precision=precision,
+        quiet=ns.quiet,
     )
 
 

@@ -18,13 +18,11 @@ from sesim.bench import (
     BenchPreset,
     Judges,
     TaskData,
-    add_bench_parser,
     aggregate_seeds,
     available_methods,
     mean_and_se,
     prepare_data,
     prepare_judges,
-    resolve_args,
     run_config,
     score_translations,
     structure_oracle,
@@ -33,6 +31,8 @@ from sesim.bench import (
     train_run,
     translate_all,
 )
+from sesim.cli.bench import add_parser as add_bench_parser
+from sesim.cli.bench import resolve_args
 from sesim.config import PRESETS, preset
 from sesim.data.synthetic import TASKS, render_sample, write_synthetic_dataset
 from sesim.errors import UserError

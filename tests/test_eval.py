@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from sesim.cli.common import Parser
+from sesim.cli.eval import add_parser as add_eval_parser
 from sesim.config import preset
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.errors import UserError
-from sesim.evaluate import add_eval_parser
 from sesim.metrics.fid import INCEPTION_WEIGHTS_FILE
 from sesim.runs import list_checkpoints
 from sesim.train import train
@@ -72,10 +73,8 @@ def held_out(dataset: Path) -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     """The CLI's one-line-error parser with only the ``eval`` subcommand."""
-    from sesim.cli import _Parser
-
-    parser = _Parser(prog="sesim")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = Parser(prog="sesim")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_eval_parser(sub)
     return parser
 
@@ -339,7 +338,7 @@ def test_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _cli_has_eval() -> bool:
-    from sesim.cli import build_parser
+    from sesim.cli.main import build_parser
 
     sub = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     return bool(sub) and "eval" in sub[0].choices

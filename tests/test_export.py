@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from sesim.cli.export import add_parser as add_export_parser
 from sesim.errors import UserError
-from sesim.export import add_export_parser, export_generator, onnx_missing
+from sesim.export import export_generator, onnx_missing
 from sesim.nets.resnet import ResnetGenerator
 from sesim.runs import list_checkpoints, load_generator
 

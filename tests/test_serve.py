@@ -28,12 +28,12 @@ import pytest
 import torch
 from PIL import Image
 
+from sesim.cli.serve import add_parser as add_serve_parser
 from sesim.data.synthetic import render_sample
 from sesim.serve import (
     RequestError,
     ServeApp,
     SesimServer,
-    add_serve_parser,
     build_app,
     decode_upload,
 )

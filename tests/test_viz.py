@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from sesim.cli.viz import add_parser as add_viz_parser
 from sesim.data.synthetic import render_sample
 from sesim.errors import UserError
 from sesim.viz import (
     MapExtractor,
-    add_viz_parser,
     check_points,
     compute_selfsim_maps,
     default_points,

@@ -1,5 +1,5 @@
 """``python -m sesim`` runs the command line (also under ``torchrun``)."""
 
-from sesim.cli import main
+from sesim.cli.main import main
 
 raise SystemExit(main())

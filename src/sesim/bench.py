@@ -57,7 +57,6 @@ Outputs, in ``--out`` (default ``runs/bench-quality``):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -81,8 +80,6 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sesim.argtypes import nonneg_int as _nonneg_int
-from sesim.argtypes import positive_int as _positive_int
 from sesim.config import PRESETS, Precision, TrainConfig, preset, to_dict, validate
 from sesim.data.synthetic import TASKS, write_synthetic_dataset
 from sesim.data.unpaired import derive_seed
@@ -1008,7 +1005,7 @@ def plot_structure_vs_appearance(results: dict[str, Any], path: Path) -> Path:
 # The command.
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchArgs:
     """The resolved command line of ``sesim bench quality``.
 
@@ -1358,111 +1355,70 @@ def _write_outputs(results: dict[str, Any], out: Path) -> None:
     write_results_md(results, out / "results.md")
 
 
-def add_bench_parser(subparsers: Any) -> Any:
-    """Add ``bench`` (with the sub-command ``quality``) to the CLI's sub-parsers.
+#: The default results folder of ``sesim bench quality``.
+DEFAULT_OUT = Path("runs/bench-quality")
+
+
+def resolve_bench_args(
+    preset: str = "quick",
+    *,
+    methods: str | None = None,
+    tasks: str | None = None,
+    out: Path = DEFAULT_OUT,
+    steps: int | None = None,
+    size: int | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    aux_steps: int | None = None,
+    device: str | None = None,
+    jobs: int | None = None,
+    seeds: list[int] | None = None,
+    seed: int | None = None,
+    data_seed: int = 0,
+    precision: Precision = "fp32",
+    quiet: bool = False,
+) -> BenchArgs:
+    """The settings of ``sesim bench quality``: a preset with overrides, names checked.
 
     Args:
-        subparsers: the object returned by ``ArgumentParser.add_subparsers``.
+        preset: a key of :data:`BENCH_PRESETS`.
+        methods: comma-separated bench rows; None takes the preset's.
+        tasks: comma-separated synthetic tasks; None takes the preset's.
+        out: the results folder.
+        steps: overrides the preset's training steps.
+        size: overrides the image side (a multiple of 4, >= 16).
+        n_train: overrides the training images per domain.
+        n_test: overrides the test scenes (>= 2).
+        aux_steps: overrides the judges' training steps.
+        device: the device of runs and judges; None takes the preset's.
+        jobs: runs trained at once; None: the preset's, else one per CPU core (1 on CUDA).
+        seeds: training seeds (each method is trained once per seed).
+        seed: a single training seed (the same as ``seeds=[seed]``).
+        data_seed: seed of the datasets and the judges.
+        precision: training precision of every run.
+        quiet: no progress bar.
     Returns:
-        The sub-parsers of ``bench``, where other benchmarks add their own sub-command.
+        The resolved settings; ``command`` is the equivalent command line.
+    Raises:
+        UserError: an unknown name, a bad size or count, or both ``seeds`` and ``seed``.
     """
-    bench = subparsers.add_parser(
-        "bench",
-        help="benchmarks (quality: methods compared on synthetic tasks with ground truth)",
-        description="Benchmarks of sesim's translation methods.",
-    )
-    sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", parser_class=type(bench))
-    presets = "; ".join(f"{p.name}: {p.description}" for p in BENCH_PRESETS.values())
-    q = sub.add_parser(
-        "quality",
-        help="train every method on synthetic tasks and score structure and appearance",
-        description="Train each method on the synthetic tasks (same networks, data and steps) "
-        "and score the translations of the paired test inputs: structure (pixel accuracy and "
-        "mIoU of a segmenter trained on real target images, against the input's true labels), "
-        "appearance (FID/KID in the features of a network trained here on both domains, and "
-        "the share called 'target' by its domain head), step time and peak memory. Writes "
-        f"results.md, results.json, sample grids and a plot into --out. Presets: {presets}.",
-    )
-    q.add_argument(
-        "--preset", choices=tuple(BENCH_PRESETS), default="quick", help="scale (default quick)"
-    )
-    q.add_argument(
-        "--methods",
-        help=f"comma-separated rows (default for quick: {','.join(MAIN_METHODS)}; the Table 3 "
-        f"rows on request): {', '.join(ALL_METHODS)}",
-    )
-    q.add_argument(
-        "--tasks",
-        help=f"comma-separated tasks (default layout,shapes,maps): {', '.join(TASKS)}",
-    )
-    q.add_argument("--out", type=Path, default=Path("runs/bench-quality"), help="results folder")
-    q.add_argument("--steps", type=_positive_int, help="override the training steps")
-    q.add_argument("--size", type=_positive_int, help="override the image size (pixels)")
-    q.add_argument("--n-train", type=_positive_int, help="override training images per domain")
-    q.add_argument("--n-test", type=_positive_int, help="override test scenes (>= 2)")
-    q.add_argument(
-        "--aux-steps", type=_positive_int, help="override the judges' (segmenter, appearance) steps"
-    )
-    q.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the preset's)")
-    q.add_argument(
-        "--jobs",
-        type=_positive_int,
-        help="runs trained at once, one process each with cores/jobs threads (default: one "
-        "per CPU core for quick, 1 for full and on a GPU)",
-    )
-    q.add_argument(
-        "--seeds",
-        type=_seed_list,
-        help="comma-separated training seeds, e.g. 0,1,2: every method is trained once per "
-        "seed and the tables give mean ± standard error (default 0)",
-    )
-    q.add_argument(
-        "--seed", type=_nonneg_int, help="a single training seed (the same as --seeds N)"
-    )
-    q.add_argument(
-        "--data-seed",
-        type=_nonneg_int,
-        default=0,
-        help="seed of the synthetic datasets and of the judges, shared by every run (default 0)",
-    )
-    q.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "fp16"),
-        default="fp32",
-        help="training precision of every run: fp32, bf16 (autocast) or fp16 (autocast and a "
-        "grad scaler); the judges and the scoring stay fp32 (default fp32)",
-    )
-    q.add_argument("--quiet", action="store_true", help="no progress bar")
-    q.set_defaults(func=cmd_bench_quality)
-    bench.set_defaults(func=lambda args: _help(bench))
-    return sub
-
-
-def _seed_list(text: str) -> list[int]:
-    """``0,1,2`` -> [0, 1, 2] (each >= 0, no repeats)."""
-    try:
-        seeds = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers such as 0,1,2, got {text!r}"
-        ) from None
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"expected seeds >= 0 such as 0,1,2, got {text!r}")
-    return list(dict.fromkeys(seeds))
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def resolve_args(args: argparse.Namespace) -> BenchArgs:
-    """Map the parsed flags onto a :class:`BenchArgs` (names checked, overrides applied)."""
-    bench = BENCH_PRESETS[args.preset]
+    if preset not in BENCH_PRESETS:
+        raise UserError(f"unknown bench preset {preset!r}; choose from: {', '.join(BENCH_PRESETS)}")
+    flags: dict[str, Any] = {
+        "methods": methods,
+        "tasks": tasks,
+        "out": out,
+        "steps": steps,
+        "size": size,
+        "n_train": n_train,
+        "n_test": n_test,
+        "aux_steps": aux_steps,
+    }
+    bench = BENCH_PRESETS[preset]
     overrides = {
-        k: getattr(args, k)
+        k: flags[k]
         for k in ("steps", "size", "n_train", "n_test", "aux_steps")
-        if getattr(args, k) is not None
+        if flags[k] is not None
     }
     bench = replace(bench, **overrides)
     if bench.size < 16 or bench.size % 4:
@@ -1470,75 +1426,58 @@ def resolve_args(args: argparse.Namespace) -> BenchArgs:
     if bench.n_test < 2:
         raise UserError(f"--n-test must be >= 2 (FID and KID need two images), got {bench.n_test}")
     valid = available_methods()
-    methods = parse_list(args.methods, list(valid), bench.methods, "method")
-    tasks = parse_list(args.tasks, list(TASKS), bench.tasks, "task")
-    command = ["sesim bench quality", f"--preset {args.preset}"]
-    for flag in ("methods", "tasks", "out", "steps", "size", "n_train", "n_test", "aux_steps"):
-        value = getattr(args, flag)
-        if value is not None and not (flag == "out" and value == Path("runs/bench-quality")):
+    chosen_methods = parse_list(methods, list(valid), bench.methods, "method")
+    chosen_tasks = parse_list(tasks, list(TASKS), bench.tasks, "task")
+    command = ["sesim bench quality", f"--preset {preset}"]
+    for flag, value in flags.items():
+        if value is not None and not (flag == "out" and value == DEFAULT_OUT):
             command.append(f"--{flag.replace('_', '-')} {value}")
-    for flag in ("device", "jobs"):
-        if getattr(args, flag) is not None:
-            command.append(f"--{flag} {getattr(args, flag)}")
-    seeds_flag, seed_flag = getattr(args, "seeds", None), getattr(args, "seed", None)
-    if seeds_flag is not None and seed_flag is not None:
+    for flag, value in (("device", device), ("jobs", jobs)):
+        if value is not None:
+            command.append(f"--{flag} {value}")
+    if seeds is not None and seed is not None:
         raise UserError("give either --seeds or --seed, not both")
-    seeds = seeds_flag if seeds_flag is not None else [seed_flag or 0]
-    data_seed = getattr(args, "data_seed", 0) or 0
-    if seeds != [0]:
-        command.append(f"--seeds {','.join(map(str, seeds))}")
+    chosen_seeds = seeds if seeds is not None else [seed or 0]
+    data_seed = data_seed or 0
+    if chosen_seeds != [0]:
+        command.append(f"--seeds {','.join(map(str, chosen_seeds))}")
     if data_seed:
         command.append(f"--data-seed {data_seed}")
-    device = args.device or bench.device
-    runs = len(methods) * len(tasks) * len(seeds)
-    jobs = args.jobs or bench.jobs or (1 if device.startswith("cuda") else cpu_cores())
-    precision: Precision = getattr(args, "precision", "fp32")
+    device = device or bench.device
+    runs = len(chosen_methods) * len(chosen_tasks) * len(chosen_seeds)
+    jobs = jobs or bench.jobs or (1 if device.startswith("cuda") else cpu_cores())
     if precision != "fp32":
         command.append(f"--precision {precision}")
     return BenchArgs(
         bench=bench,
-        methods=methods,
-        tasks=tasks,
-        out=args.out,
+        methods=chosen_methods,
+        tasks=chosen_tasks,
+        out=out,
         device=device,
-        seeds=seeds,
+        seeds=chosen_seeds,
         data_seed=data_seed,
         precision=precision,
         jobs=min(jobs, runs),
-        quiet=args.quiet,
+        quiet=quiet,
         command=" ".join(command),
     )
-
-
-def cmd_bench_quality(args: argparse.Namespace) -> int:
-    """``sesim bench quality``: run, print the tables and where the files are."""
-    resolved = resolve_args(args)
-    results = run_benchmark(resolved)
-    out = resolved.out
-    text = (out / "results.md").read_text()
-    print(text[text.index("## ") :] if "## " in text else text)
-    print(
-        f"done in {results['elapsed_s'] / 60:.1f} min: {out / 'results.md'}, "
-        f"{out / 'results.json'}, {out / 'structure_vs_appearance.png'}, "
-        f"sample grids in {out / 'samples'}/, runs in {out / 'runs'}/"
-    )
-    return 0
 
 
 __all__ = [
     "ALL_METHODS",
     "BENCH_METHODS",
     "BENCH_PRESETS",
+    "DEFAULT_OUT",
     "MAIN_METHODS",
     "AppearanceNet",
     "BenchArgs",
     "BenchPreset",
-    "add_bench_parser",
     "aggregate_seeds",
     "available_methods",
     "mean_and_se",
     "prepare_data",
     "prepare_judges",
+    "resolve_bench_args",
     "run_benchmark",
     "run_config",
     "score_translations",

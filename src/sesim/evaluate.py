@@ -40,14 +40,12 @@ label map's size (bilinear). Each of these prints one line when it happens.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
 import statistics
 import sys
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +57,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from sesim.argtypes import positive_int as _positive_int
 from sesim.data.images import filter_images, list_images, load_rgb, to_tensor
 from sesim.devices import resolve_device
 from sesim.errors import UserError
@@ -142,200 +139,81 @@ Values = dict[str, float | None]
 
 
 # ---------------------------------------------------------------------------------------------
-# Command-line flags.
+# Options.
 
 
-def add_eval_parser(subparsers: Any) -> None:
-    """Add the ``eval`` subcommand to an ``argparse`` subparsers object.
+@dataclass(frozen=True)
+class EvalOptions:
+    """What ``sesim eval`` scores and how (one field per flag; see the module docstring).
 
-    The parsed arguments get ``func=cmd_eval``. The parser class is the one the subparsers
-    object was created with (``sesim.cli._Parser`` in the CLI: one-line errors, exit 2).
-
-    Args:
-        subparsers: what ``ArgumentParser.add_subparsers`` returned.
+    Attributes:
+        run: a training run whose checkpoints are scored (or None with ``real``/``fake``).
+        real: folder of real target-domain images (with ``fake``).
+        fake: folder of translated images scored against ``real``.
+        every: score every K-th checkpoint (always with the last).
+        checkpoints: comma-separated training steps to score.
+        select_on: a held-out dataset used only to choose the best checkpoint.
+        data: the run's dataset folder, when it has moved.
+        metrics: comma-separated metric names (None: the defaults of the mode).
+        extractor: ``inception`` or ``random`` (smoke tests only).
+        inception_weights: the FID Inception weights file.
+        lpips_weights: torchvision's AlexNet weights for LPIPS.
+        seg_weights: the Cityscapes DRN-D-22 weights (instead of a small segmenter).
+        seg_labels: label maps of the test inputs.
+        seg_steps: training steps of the small segmenter.
+        nearest_k: k of density/coverage.
+        max_images: use only the first N images of each folder.
+        batch_size: images per generator / extractor call.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        out: the output folder (default ``RUN/eval`` or ``./eval_<fake folder>``).
+        quiet: no progress bars.
     """
-    names = ", ".join(METRICS)
-    e = subparsers.add_parser(
-        "eval",
-        help="score a run's checkpoints (or two image folders) with FID, KID, LPIPS, "
-        "density/coverage and segmentation",
-        description=textwrap.fill(
-            "Score translations. With --run, every saved checkpoint (or every K-th, or chosen "
-            "steps) translates the run's test inputs (testA/, testB/ for BtoA runs) at their "
-            "own size and is scored against the real target-domain test images; OUT gets "
-            "metrics.json, metrics.csv and one PNG per metric over training, and a table of the "
-            "last and the best checkpoint is printed, with the run's training peak memory and "
-            "median step time. With --real and --fake, two image folders are scored the same "
-            "way. Images are resized to the feature extractor's input (299x299 for Inception); "
-            "any other resize is announced by one printed line.",
-            width=88,
-        ),
-        epilog="examples:\n"
-        "  sesim eval --run runs/h2z --every 4\n"
-        "  sesim eval --run runs/demo --metrics fid,kid,seg --select-on data/demo-val\n"
-        "  sesim eval --real data/h2z/testB --fake results/cut_h2z --out eval_cut\n"
-        "  sesim eval --run runs/demo --extractor random   (smoke test, no weights needed)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    mode = e.add_argument_group("what to score (give --run, or --real and --fake)")
-    mode.add_argument(
-        "--run",
-        type=Path,
-        metavar="RUN_DIR",
-        help="a training run folder: its checkpoints translate the test set of its dataset",
-    )
-    mode.add_argument(
-        "--real", type=Path, metavar="DIR", help="folder of real target-domain images"
-    )
-    mode.add_argument(
-        "--fake",
-        type=Path,
-        metavar="DIR",
-        help="folder of translated images (e.g. from another tool) scored against --real",
-    )
 
-    ck = e.add_argument_group("checkpoints (--run only)")
-    ck.add_argument(
-        "--every",
-        type=_positive_int,
-        metavar="K",
-        help="score every K-th saved checkpoint (the K-th, 2K-th, ...), always with the last",
-    )
-    ck.add_argument(
-        "--checkpoints",
-        metavar="STEP,STEP",
-        help="score only the checkpoints of these training steps (default: all saved ones)",
-    )
-    ck.add_argument(
-        "--select-on",
-        type=Path,
-        metavar="DIR",
-        help="a held-out dataset in the CycleGAN layout (testA/ testB/ [labels/]) used only "
-        "to choose the best checkpoint; the numbers reported stay those of the run's test "
-        "set. Without it the best checkpoint is chosen on the test set, and the table says so",
-    )
-    ck.add_argument(
-        "--data",
-        type=Path,
-        metavar="DIR",
-        help="the run's dataset folder, when it has moved (default: the one it trained on)",
-    )
-
-    m = e.add_argument_group("metrics")
-    m.add_argument(
-        "--metrics",
-        metavar="NAMES",
-        help=f"comma-separated, from: {names}. Default with --run: fid,kid,dc, plus seg when "
-        "the test inputs have label maps; with --real/--fake: fid,kid,dc, plus lpips when "
-        "the file names pair up. lpips here is the mean LPIPS distance between each "
-        "translation and its paired real target (paired test sets only, lower is better); "
-        "seg scores the translations against the inputs' label maps",
-    )
-    m.add_argument(
-        "--extractor",
-        choices=("inception", "random"),
-        default="inception",
-        help="features for fid/kid/dc: 'inception' (default; the standard FID Inception-v3, "
-        "needs its weights file) or 'random', a fixed random conv net whose numbers mean "
-        "nothing outside smoke tests (it also gives lpips a random AlexNet unless "
-        "--lpips-weights is given)",
-    )
-    m.add_argument(
-        "--inception-weights",
-        type=Path,
-        metavar="PATH",
-        help="weights-inception-2015-12-05-6726825d.pth (default: looked up in "
-        "$TORCH_HOME/hub/checkpoints/; never downloaded)",
-    )
-    m.add_argument(
-        "--lpips-weights",
-        type=Path,
-        metavar="PATH",
-        help="torchvision's AlexNet alexnet-owt-7be5be79.pth for lpips (default: looked up in "
-        "$TORCH_HOME/hub/checkpoints/; never downloaded)",
-    )
-    m.add_argument(
-        "--seg-weights",
-        type=Path,
-        metavar="PATH",
-        help="drn_d_22_cityscapes.pth: score seg with the Cityscapes DRN-D-22 instead of a "
-        "small segmenter trained on the run's data; needs train-id label maps of the test "
-        "inputs (see --seg-labels)",
-    )
-    m.add_argument(
-        "--seg-labels",
-        type=Path,
-        metavar="DIR",
-        help="label maps of the test inputs, one single-channel PNG of class ids per input "
-        "with the input's name (255 = ignore); default DATA/labels/testA (testB for BtoA)",
-    )
-    m.add_argument(
-        "--seg-steps",
-        type=_positive_int,
-        default=DEFAULT_SEG_STEPS,
-        metavar="N",
-        help=f"training steps of the small segmenter (default {DEFAULT_SEG_STEPS}); it is "
-        "cached as OUT/segmenter.pt and reused while the dataset and settings match",
-    )
-    m.add_argument(
-        "--nearest-k",
-        type=_positive_int,
-        default=DEFAULT_NEAREST_K,
-        metavar="K",
-        help=f"k of density/coverage (default {DEFAULT_NEAREST_K}, as the public F-LSeSim "
-        "evaluation); each set then needs at least k+2 images, else dc shows n/a",
-    )
-    m.add_argument(
-        "--max-images",
-        type=_positive_int,
-        metavar="N",
-        help="use only the first N images (sorted by name) of each folder",
-    )
-
-    o = e.add_argument_group("running and output")
-    o.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=16,
-        metavar="N",
-        help="images per generator / feature-extractor call (default 16); images of one size "
-        "are batched together",
-    )
-    o.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    o.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="where metrics.json, metrics.csv and the PNGs go (default RUN/eval with --run, "
-        "./eval_<name of the --fake folder> with --real/--fake)",
-    )
-    o.add_argument("--quiet", action="store_true", help="no progress bars")
-    e.set_defaults(func=cmd_eval)
+    run: Path | None = None
+    real: Path | None = None
+    fake: Path | None = None
+    every: int | None = None
+    checkpoints: str | None = None
+    select_on: Path | None = None
+    data: Path | None = None
+    metrics: str | None = None
+    extractor: str = "inception"
+    inception_weights: Path | None = None
+    lpips_weights: Path | None = None
+    seg_weights: Path | None = None
+    seg_labels: Path | None = None
+    seg_steps: int = DEFAULT_SEG_STEPS
+    nearest_k: int = DEFAULT_NEAREST_K
+    max_images: int | None = None
+    batch_size: int = 16
+    device: str = "auto"
+    out: Path | None = None
+    quiet: bool = False
 
 
-def _check_mode(args: argparse.Namespace) -> None:
+def _check_mode(opts: EvalOptions) -> None:
     """Refuse mixed or incomplete modes, and flags that do not apply to the chosen mode."""
-    folders = args.real is not None or args.fake is not None
-    if args.run is not None and folders:
+    folders = opts.real is not None or opts.fake is not None
+    if opts.run is not None and folders:
         raise UserError(
             "--run scores a run's checkpoints and --real/--fake two image folders: give one "
             "of the two"
         )
-    if args.run is None and not folders:
+    if opts.run is None and not folders:
         raise UserError("nothing to score: give --run RUN_DIR, or --real DIR --fake DIR")
-    if folders and (args.real is None or args.fake is None):
-        given, missing = ("--real", "--fake") if args.fake is None else ("--fake", "--real")
+    if folders and (opts.real is None or opts.fake is None):
+        given, missing = ("--real", "--fake") if opts.fake is None else ("--fake", "--real")
         raise UserError(f"{given} needs {missing} too: give --real DIR --fake DIR")
     if folders:
         run_only = [
             flag
             for flag, value in (
-                ("--every", args.every),
-                ("--checkpoints", args.checkpoints),
-                ("--select-on", args.select_on),
-                ("--data", args.data),
-                ("--seg-weights", args.seg_weights),
-                ("--seg-labels", args.seg_labels),
+                ("--every", opts.every),
+                ("--checkpoints", opts.checkpoints),
+                ("--select-on", opts.select_on),
+                ("--data", opts.data),
+                ("--seg-weights", opts.seg_weights),
+                ("--seg-labels", opts.seg_labels),
             )
             if value is not None
         ]
@@ -344,7 +222,7 @@ def _check_mode(args: argparse.Namespace) -> None:
             raise UserError(
                 f"{', '.join(run_only)} only {verb} to --run; drop it with --real/--fake"
             )
-    if args.every is not None and args.checkpoints is not None:
+    if opts.every is not None and opts.checkpoints is not None:
         raise UserError("give --every K or --checkpoints STEP,STEP, not both")
 
 
@@ -729,13 +607,13 @@ def make_extractor(
     return inception_extractor(weights).to(device)
 
 
-def make_lpips(args: argparse.Namespace, device: torch.device) -> nn.Module:
+def make_lpips(extractor: str, weights: Path | None, device: torch.device) -> nn.Module:
     """LPIPS (AlexNet), with a random backbone only for ``--extractor random`` smoke tests."""
-    random_backbone = args.extractor == "random" and args.lpips_weights is None
+    random_backbone = extractor == "random" and weights is None
     # A random backbone is seeded so that smoke-test numbers repeat (global RNG untouched).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = lpips_model(args.lpips_weights, random_backbone=random_backbone)
+        model = lpips_model(weights, random_backbone=random_backbone)
     return model.to(device)
 
 
@@ -1160,50 +1038,52 @@ def plot_metric(
 # The command.
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def evaluate(opts: EvalOptions) -> int:
     """Run ``sesim eval`` (see the module docstring); returns the exit status."""
-    _check_mode(args)
-    if args.metrics is not None:
-        parse_metrics(args.metrics)  # a typo fails before any work
-    if args.run is not None:
-        return eval_run(args)
-    return eval_folders(args)
+    _check_mode(opts)
+    if opts.metrics is not None:
+        parse_metrics(opts.metrics)  # a typo fails before any work
+    if opts.run is not None:
+        return evaluate_run(opts)
+    return evaluate_folders(opts)
 
 
-def eval_run(args: argparse.Namespace) -> int:
+def evaluate_run(opts: EvalOptions) -> int:
     """``sesim eval --run RUN_DIR``: score checkpoints, write OUT, print the table."""
     from tqdm import tqdm
 
     notice = _Notices()
-    run: Path = args.run
+    run = opts.run
+    if run is None:
+        raise UserError("nothing to score: give --run RUN_DIR")
     if not run.is_dir():
         raise UserError(f"run folder {run} does not exist; give the --out folder of a training run")
     ckpts = list_checkpoints(run)
     if not ckpts:
         raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
-    chosen = _select_checkpoints(run, ckpts, args.every, args.checkpoints)
+    chosen = _select_checkpoints(run, ckpts, opts.every, opts.checkpoints)
     newest = load_checkpoint(ckpts[-1])
     cfg = config_of(newest)
-    root = args.data if args.data is not None else Path(cfg.data.root)
+    root = opts.data if opts.data is not None else Path(cfg.data.root)
     if not root.is_dir():
         raise UserError(
             f"the run's dataset {root} does not exist (moved?); pass its folder with --data DIR"
         )
     direction = cfg.data.direction
     src, dst = _splits(direction)
-    labels_dir = args.seg_labels if args.seg_labels is not None else root / "labels" / src
-    if args.metrics is not None:
-        metrics = parse_metrics(args.metrics)
+    labels_dir = opts.seg_labels if opts.seg_labels is not None else root / "labels" / src
+    if opts.metrics is not None:
+        metrics = parse_metrics(opts.metrics)
     else:
         metrics = ["fid", "kid", "dc"] + (["seg"] if labels_dir.is_dir() else [])
-    out: Path = args.out if args.out is not None else run / "eval"
-    device = resolve_device(args.device)
+    out: Path = opts.out if opts.out is not None else run / "eval"
+    device = resolve_device(opts.device)
 
     # Networks of the metrics first: a missing weights file fails before any work is done.
-    extractor = make_extractor(args.extractor, args.inception_weights, device, metrics)
-    scorer = Scorer(metrics, extractor, device, args.batch_size, args.nearest_k)
+    extractor = make_extractor(opts.extractor, opts.inception_weights, device, metrics)
+    scorer = Scorer(metrics, extractor, device, opts.batch_size, opts.nearest_k)
     seg_labels = labels_dir if "seg" in metrics else None
-    test = load_split(root, direction, TEST_SET, args.max_images, seg_labels, "lpips" in metrics)
+    test = load_split(root, direction, TEST_SET, opts.max_images, seg_labels, "lpips" in metrics)
     if "lpips" in metrics:
         if test.targets is None:
             notice(
@@ -1213,10 +1093,10 @@ def eval_run(args: argparse.Namespace) -> int:
             )
             metrics.remove("lpips")
         else:
-            scorer.lpips = make_lpips(args, device)
+            scorer.lpips = make_lpips(opts.extractor, opts.lpips_weights, device)
     yardstick = None
     if "seg" in metrics:
-        _setup_segmentation(args, scorer, root, direction, labels_dir, test, out, notice)
+        _setup_segmentation(opts, scorer, root, direction, labels_dir, test, out, notice)
         if scorer.segmenter is None:
             metrics.remove("seg")
         else:
@@ -1231,13 +1111,13 @@ def eval_run(args: argparse.Namespace) -> int:
         raise UserError(_NOTHING_LEFT)
 
     held: Split | None = None
-    if args.select_on is not None:
-        held_labels = args.select_on / "labels" / src
+    if opts.select_on is not None:
+        held_labels = opts.select_on / "labels" / src
         held = load_split(
-            args.select_on,
+            opts.select_on,
             direction,
             HELD_OUT,
-            args.max_images,
+            opts.max_images,
             held_labels if "seg" in metrics else None,
             "lpips" in metrics,
         )
@@ -1250,7 +1130,7 @@ def eval_run(args: argparse.Namespace) -> int:
     mm_lpips = None
     if cfg.mode == "multimodal":
         mm_lpips, backbone = make_diversity_lpips(
-            args.lpips_weights, args.extractor == "random", device
+            opts.lpips_weights, opts.extractor == "random", device
         )
         if mm_lpips is None:
             notice(backbone)
@@ -1258,9 +1138,9 @@ def eval_run(args: argparse.Namespace) -> int:
     print(
         f"scoring {len(chosen)} checkpoint(s) of {run} on {len(test.inputs.names)} test inputs "
         f"({root / src}) against {len(test.reals.names)} real images ({root / dst}); "
-        f"metrics: {', '.join(metrics)}; extractor: {args.extractor}"
+        f"metrics: {', '.join(metrics)}; extractor: {opts.extractor}"
     )
-    if args.extractor == "random":
+    if opts.extractor == "random":
         notice("--extractor random: the numbers are for smoke tests only, not comparable")
     if yardstick is not None:
         parts = ", ".join(f"{k} {v:.3f}" for k, v in yardstick.items())
@@ -1269,7 +1149,7 @@ def eval_run(args: argparse.Namespace) -> int:
     results: dict[int, Values] = {}
     heldout: dict[int, Values] = {}
     missing: dict[str, Unavailable] = {}
-    bar = tqdm(chosen, desc="eval", unit="ckpt", disable=args.quiet, dynamic_ncols=True)
+    bar = tqdm(chosen, desc="eval", unit="ckpt", disable=opts.quiet, dynamic_ncols=True)
     for path in bar:
         G, _, step = load_generator(None, path, device)
         values, why = score_generator(G, test, scorer, notice)
@@ -1289,7 +1169,7 @@ def eval_run(args: argparse.Namespace) -> int:
         del G
     bar.close()
 
-    selected_on = TEST_SET if held is None else f"{HELD_OUT} ({args.select_on})"
+    selected_on = TEST_SET if held is None else f"{HELD_OUT} ({opts.select_on})"
     best = best_checkpoints(results, heldout if held is not None else results, selected_on)
     last_step = max(results)
     stats = training_stats(run, newest)
@@ -1305,8 +1185,8 @@ def eval_run(args: argparse.Namespace) -> int:
         "reals": str(root / dst),
         "num_inputs": len(test.inputs.names),
         "num_reals": len(test.reals.names),
-        "extractor": args.extractor,
-        "nearest_k": args.nearest_k,
+        "extractor": opts.extractor,
+        "nearest_k": opts.nearest_k,
         "metrics": metrics,
         "selected_on": selected_on,
         "steps": {str(s): results[s] for s in sorted(results)},
@@ -1317,7 +1197,7 @@ def eval_run(args: argparse.Namespace) -> int:
     }
     if held is not None:
         report["held_out"] = {
-            "dataset": str(args.select_on),
+            "dataset": str(opts.select_on),
             "num_inputs": len(held.inputs.names),
             "num_reals": len(held.reals.names),
             "steps": {str(s): heldout[s] for s in sorted(heldout)},
@@ -1359,7 +1239,7 @@ def eval_run(args: argparse.Namespace) -> int:
 
 
 def _setup_segmentation(
-    args: argparse.Namespace,
+    opts: EvalOptions,
     scorer: Scorer,
     root: Path,
     direction: str,
@@ -1370,14 +1250,14 @@ def _setup_segmentation(
 ) -> None:
     """Put the segmenter of ``seg`` into ``scorer``, or leave it ``None`` with a notice."""
     _, dst = _splits(direction)
-    if args.seg_weights is not None:
+    if opts.seg_weights is not None:
         if test.labels is None:
             raise UserError(
                 f"seg with DRN-D-22 needs the Cityscapes label maps (train ids, 255 = ignore) "
                 f"of the test inputs as single-channel PNGs named like them in {labels_dir}, "
                 "or another folder given with --seg-labels"
             )
-        drn = load_drn_d_22(args.seg_weights)
+        drn = load_drn_d_22(opts.seg_weights)
         scorer.segmenter = drn.to(scorer.device)
         scorer.num_classes = drn.num_classes
         return
@@ -1403,7 +1283,7 @@ def _setup_segmentation(
         return
     scorer.num_classes = num_classes
     scorer.segmenter = small_segmenter(
-        root, train_split, num_classes, args.seg_steps, out, scorer.device, args.quiet, notice
+        root, train_split, num_classes, opts.seg_steps, out, scorer.device, opts.quiet, notice
     )
 
 
@@ -1421,36 +1301,39 @@ def _pairs_by_stem(reals: ImageSet, fakes: ImageSet) -> list[tuple[int, int]] | 
     return pairs
 
 
-def eval_folders(args: argparse.Namespace) -> int:
+def evaluate_folders(opts: EvalOptions) -> int:
     """``sesim eval --real DIR --fake DIR``: score two folders, write OUT, print the table."""
-
+    if opts.real is None or opts.fake is None:
+        raise UserError("nothing to score: give --real DIR --fake DIR")
     notice = _Notices()
-    explicit = args.metrics is not None
-    metrics = parse_metrics(args.metrics) if explicit else ["fid", "kid", "dc", "lpips"]
+    explicit = opts.metrics is not None
+    metrics = (
+        parse_metrics(opts.metrics) if opts.metrics is not None else ["fid", "kid", "dc", "lpips"]
+    )
     if "seg" in metrics:
         raise UserError(
             "seg needs the label maps of the inputs and a segmenter for the target domain: "
             "use it with --run RUN_DIR"
         )
-    device = resolve_device(args.device)
-    extractor = make_extractor(args.extractor, args.inception_weights, device, metrics)
-    reals = load_image_set(args.real, "real images", args.max_images)
-    fakes = load_image_set(args.fake, "translated (fake) images", args.max_images)
-    out: Path = args.out if args.out is not None else Path(f"eval_{args.fake.resolve().name}")
-    scorer = Scorer(metrics, extractor, device, args.batch_size, args.nearest_k)
+    device = resolve_device(opts.device)
+    extractor = make_extractor(opts.extractor, opts.inception_weights, device, metrics)
+    reals = load_image_set(opts.real, "real images", opts.max_images)
+    fakes = load_image_set(opts.fake, "translated (fake) images", opts.max_images)
+    out: Path = opts.out if opts.out is not None else Path(f"eval_{opts.fake.resolve().name}")
+    scorer = Scorer(metrics, extractor, device, opts.batch_size, opts.nearest_k)
 
     pairs = _pairs_by_stem(reals, fakes) if "lpips" in metrics else None
     if "lpips" in metrics:
         if pairs is None:
             if explicit:
                 notice(
-                    f"lpips skipped: not every image of {args.fake} has a real image with the "
-                    f"same file name (stem) in {args.real}"
+                    f"lpips skipped: not every image of {opts.fake} has a real image with the "
+                    f"same file name (stem) in {opts.real}"
                 )
             metrics.remove("lpips")
         else:
             try:
-                scorer.lpips = make_lpips(args, device)
+                scorer.lpips = make_lpips(opts.extractor, opts.lpips_weights, device)
             except UserError as exc:
                 if explicit:
                     raise
@@ -1466,17 +1349,17 @@ def eval_folders(args: argparse.Namespace) -> int:
             f"{_size_text(reals.sizes())} (WxH); the feature extractor resizes both to "
             f"{side}x{side} (anti-aliased bilinear) before comparing them"
         )
-    if args.extractor == "random":
+    if opts.extractor == "random":
         notice("--extractor random: the numbers are for smoke tests only, not comparable")
     print(
-        f"scoring {len(fakes.names)} images of {args.fake} against {len(reals.names)} real "
-        f"images of {args.real}; metrics: {', '.join(metrics)}; extractor: {args.extractor}"
+        f"scoring {len(fakes.names)} images of {opts.fake} against {len(reals.names)} real "
+        f"images of {opts.real}; metrics: {', '.join(metrics)}; extractor: {opts.extractor}"
     )
     values: Values = {}
     missing: dict[str, Unavailable] = {}
     real_feats, fake_feats = scorer.features(reals), scorer.features(fakes)
     if real_feats is not None and fake_feats is not None:
-        values, missing = feature_scores(real_feats, fake_feats, metrics, args.nearest_k)
+        values, missing = feature_scores(real_feats, fake_feats, metrics, opts.nearest_k)
     for reason in missing.values():
         notice(f"n/a: {reason.reason}")
     if scorer.lpips is not None and pairs is not None:
@@ -1484,7 +1367,7 @@ def eval_folders(args: argparse.Namespace) -> int:
         distances = []
         resized = False
         with torch.no_grad():
-            for idx in _batches(keys, args.batch_size):
+            for idx in _batches(keys, opts.batch_size):
                 fake = torch.stack([fakes.images[pairs[k][0]] for k in idx]).to(device)
                 real = torch.stack([reals.images[pairs[k][1]] for k in idx]).to(device)
                 size = (int(real.shape[2]), int(real.shape[3]))
@@ -1498,13 +1381,13 @@ def eval_folders(args: argparse.Namespace) -> int:
     columns = [c for c in COLUMNS if c in values]
     report = {
         "mode": "folders",
-        "real": str(args.real),
-        "fake": str(args.fake),
+        "real": str(opts.real),
+        "fake": str(opts.fake),
         "num_real": len(reals.names),
         "num_fake": len(fakes.names),
         "lpips_pairs": len(pairs) if pairs is not None and "lpips" in values else None,
-        "extractor": args.extractor,
-        "nearest_k": args.nearest_k,
+        "extractor": opts.extractor,
+        "nearest_k": opts.nearest_k,
         "metrics": metrics,
         "values": values,
         "unavailable": {k: v.reason for k, v in missing.items()},
@@ -1513,10 +1396,10 @@ def eval_folders(args: argparse.Namespace) -> int:
     write_json(out / "metrics.json", report)
     write_csv(
         ["real", "fake", *columns],
-        [[str(args.real), str(args.fake), *(values[c] for c in columns)]],
+        [[str(opts.real), str(opts.fake), *(values[c] for c in columns)]],
         out / "metrics.csv",
     )
-    rows = [["metric", f"{args.fake} vs {args.real}"]]
+    rows = [["metric", f"{opts.fake} vs {opts.real}"]]
     for column in SCORES:
         if column not in values:
             continue

@@ -20,7 +20,6 @@ branch on its input's values exports.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import warnings
@@ -33,8 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sesim.argtypes import positive_float as _positive_float
-from sesim.argtypes import positive_int as _positive_int
 from sesim.errors import UserError
 from sesim.runs import atomic_path, load_generator
 from sesim.translate import multiple_of
@@ -352,64 +349,39 @@ def export_generator(
     return checks
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line: sesim export.
+def export_run(
+    output: Path,
+    fmt: ExportFormat,
+    *,
+    run: Path | None = None,
+    checkpoint: Path | None = None,
+    size: tuple[int, int] | None = None,
+    dynamic: bool = False,
+    opset: int = DEFAULT_OPSET,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[list[ExportCheck], int, tuple[int, int]]:
+    """Export the generator of a run (its newest checkpoint) or of a checkpoint file.
 
-
-def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``export`` to the CLI's subcommands.
+    The file's metadata name the producer, method, preset, step, input and output conventions,
+    the size multiple, whether the shape is dynamic and the translation direction.
 
     Args:
-        subparsers: the object returned by ``ArgumentParser.add_subparsers``.
-
+        output: the file to write (``.onnx`` or ``.pt``).
+        fmt: ``"onnx"`` or ``"torchscript"``.
+        run: a run folder, or None with ``checkpoint``.
+        checkpoint: a checkpoint file.
+        size: (H, W) of the example input; None takes the run's crop size.
+        dynamic: batch, height and width as free dimensions.
+        opset: ONNX opset version.
+        tolerance: largest allowed absolute difference from PyTorch.
     Returns:
-        The ``export`` parser.
+        ``(checks, step, size)``: the numerical checks (see :func:`export_generator`), the
+        generator's training step and the (H, W) exported.
+    Raises:
+        UserError: see :func:`export_generator`; also a missing run or checkpoint.
     """
-    e = subparsers.add_parser(
-        "export",
-        help="export a run's generator to ONNX or TorchScript (numerically checked)",
-        description="Export the generator of a run (its newest checkpoint) or of a checkpoint "
-        "file. The exported file is run on random images next to PyTorch; the largest "
-        "absolute difference is printed and must stay below --tolerance, else nothing is "
-        "written. Inputs: (B, 3, H, W) float32 RGB in [-1, 1], H and W multiples of 4.",
-    )
-    src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", type=Path, help="run folder (its newest checkpoint is used)")
-    src.add_argument("--checkpoint", type=Path, help="a checkpoint file")
-    e.add_argument("--format", choices=FORMATS, required=True, help="onnx or torchscript")
-    e.add_argument("--output", type=Path, required=True, help="output file (.onnx, .pt)")
-    e.add_argument(
-        "--dynamic",
-        action="store_true",
-        help="free batch size, height and width (checked at a second size too)",
-    )
-    e.add_argument(
-        "--size",
-        nargs=2,
-        type=_positive_int,
-        metavar=("H", "W"),
-        help="example input size (default: the run's crop size)",
-    )
-    e.add_argument(
-        "--opset",
-        type=_positive_int,
-        default=DEFAULT_OPSET,
-        help=f"ONNX opset version (default {DEFAULT_OPSET})",
-    )
-    e.add_argument(
-        "--tolerance",
-        type=_positive_float,
-        default=DEFAULT_TOLERANCE,
-        help=f"largest allowed absolute difference from PyTorch (default {DEFAULT_TOLERANCE:g})",
-    )
-    e.set_defaults(func=cmd_export)
-    return e
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """Run ``sesim export``; returns the exit status."""
-    G, cfg, step = load_generator(args.run, args.checkpoint, torch.device("cpu"))
-    size = tuple(args.size) if args.size else (cfg.data.crop_size, cfg.data.crop_size)
+    G, cfg, step = load_generator(run, checkpoint, torch.device("cpu"))
+    H, W = size if size else (cfg.data.crop_size, cfg.data.crop_size)
     metadata = {
         "producer": "sesim",
         "method": cfg.method,
@@ -418,25 +390,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         "input": "float32 (B, 3, H, W) RGB in [-1, 1]",
         "output": "float32 (B, 3, H, W) RGB in [-1, 1]",
         "size_multiple": multiple_of(G, default=1),
-        "dynamic": bool(args.dynamic),
+        "dynamic": bool(dynamic),
         "direction": cfg.data.direction,
     }
     checks = export_generator(
         G,
-        args.output,
-        args.format,
-        (int(size[0]), int(size[1])),
-        dynamic=args.dynamic,
-        opset=args.opset,
-        tolerance=args.tolerance,
+        output,
+        fmt,
+        (int(H), int(W)),
+        dynamic=dynamic,
+        opset=opset,
+        tolerance=tolerance,
         metadata=metadata,
     )
-    for c in checks:
-        shape = "x".join(str(s) for s in c.shape)
-        print(f"check {shape}: max abs difference vs PyTorch {c.max_abs_diff:.3g}")
-    print(
-        f"wrote {args.output} ({args.format}, step-{step} generator, "
-        f"{'dynamic batch/height/width' if args.dynamic else f'fixed 1x3x{size[0]}x{size[1]}'}; "
-        f"bound {args.tolerance:g})"
-    )
-    return 0
+    return checks, step, (int(H), int(W))

@@ -36,12 +36,7 @@ from torch import Tensor, nn
 
 from sesim.devices import resolve_device
 from sesim.errors import UserError
-from sesim.metrics import (
-    density_coverage,
-    extract_features,
-    fid_from_features,
-    lpips_diversity,
-)
+from sesim.metrics import density_coverage, extract_features, fid_from_features, lpips_diversity
 from sesim.metrics import lpips_model as _lpips_model
 from sesim.metrics.fid import FeatureExtractor
 from sesim.metrics.prdc import DEFAULT_NEAREST_K

@@ -22,7 +22,6 @@ Routes::
 
 from __future__ import annotations
 
-import argparse
 import html
 import io
 import json
@@ -684,102 +683,61 @@ def build_app(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line: sesim serve.
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {value}")
-    return value
-
-
-def _side(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"expected a side >= 16, got {value}")
-    return value
-
-
-def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``serve`` to the CLI's subcommands.
+def serve_run(
+    run: Path | None = None,
+    checkpoint: Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    device: str = "auto",
+    images: Path | None = None,
+    vgg_weights: str | None = None,
+    layer: str | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_upload_mb: float = MAX_UPLOAD_BYTES / 1e6,
+    quiet: bool = False,
+) -> None:
+    """Serve the page of a run until Ctrl-C (see :func:`build_app` for the arguments).
 
     Args:
-        subparsers: the object returned by ``ArgumentParser.add_subparsers``.
-
-    Returns:
-        The ``serve`` parser.
+        run: run folder (newest checkpoint), or None with ``checkpoint``.
+        checkpoint: a checkpoint file.
+        host: the address to bind (the page has no authentication: a notice is printed for
+            anything but the loopback address).
+        port: the port (0 picks a free one).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        images: folder of images to list (default: the run's test images).
+        vgg_weights: VGG16 weights of the maps (default: the run's).
+        layer: VGG16 layer of the maps (default relu3_1).
+        max_side: images are shrunk to this longer side before translating.
+        max_upload_mb: largest accepted upload, in MB.
+        quiet: no request log.
+    Raises:
+        UserError: a bad setting, a missing run, or a port that cannot be bound.
     """
-    s = subparsers.add_parser(
-        "serve",
-        help="a local web page: translate an image and click to see its self-similarity maps",
-        description="Serve a small web page for a run, bound to 127.0.0.1 by default: choose a "
-        "test image or upload one (checked: type, size), see its translation, click a point "
-        "to see its self-similarity maps in input and output. Stop with Ctrl-C.",
-    )
-    src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", type=Path, help="run folder (its newest checkpoint is used)")
-    src.add_argument("--checkpoint", type=Path, help="a checkpoint file")
-    s.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (0 = any free one)")
-    s.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1; the page has no authentication)",
-    )
-    s.add_argument("--images", type=Path, help="folder of images to list (default: test set)")
-    s.add_argument(
-        "--max-side",
-        type=_side,
-        default=DEFAULT_MAX_SIDE,
-        help=f"shrink images to this longer side before translating (default {DEFAULT_MAX_SIDE})",
-    )
-    s.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=MAX_UPLOAD_BYTES / 1e6,
-        help="largest accepted upload in MB (default 10)",
-    )
-    s.add_argument("--layer", help="VGG16 layer of the maps (default relu3_1)")
-    s.add_argument("--vgg-weights", help="VGG16 weights of the maps (default: the run's)")
-    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    s.add_argument("--quiet", action="store_true", help="no request log")
-    s.set_defaults(func=cmd_serve)
-    return s
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run ``sesim serve`` until Ctrl-C; returns the exit status."""
-
-    if not args.max_upload_mb > 0:
+    if not max_upload_mb > 0:
         raise UserError("--max-upload-mb must be > 0")
-    device = resolve_device(args.device)
+    dev = resolve_device(device)
     app = build_app(
-        args.run,
-        args.checkpoint,
-        device,
-        images=args.images,
-        vgg_weights=args.vgg_weights,
-        layer=args.layer,
-        max_side=args.max_side,
-        max_upload_bytes=int(args.max_upload_mb * 1e6),
+        run,
+        checkpoint,
+        dev,
+        images=images,
+        vgg_weights=vgg_weights,
+        layer=layer,
+        max_side=max_side,
+        max_upload_bytes=int(max_upload_mb * 1e6),
     )
     try:
-        server = SesimServer((args.host, args.port), app, quiet=args.quiet)
+        server = SesimServer((host, port), app, quiet=quiet)
     except OSError as exc:
         raise UserError(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
             "choose another --port (0 picks a free one)"
         ) from None
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in ("127.0.0.1", "localhost", "::1"):
         print(
-            f"notice: listening on {args.host}: anyone who can reach it can use the page "
+            f"notice: listening on {host}: anyone who can reach it can use the page "
             "(no authentication)",
             file=sys.stderr,
         )
@@ -790,4 +748,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("stopped", file=sys.stderr)
     finally:
         server.server_close()
-    return 0

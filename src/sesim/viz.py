@@ -1,5 +1,5 @@
 """Pictures of self-similarity: per-query error maps (the idea of the paper's Fig. 5) and heat
-maps of chosen query points (Figs. 1, 3 and 10), with the ``sesim viz selfsim`` command.
+maps of chosen query points (Figs. 1, 3 and 10), drawn by ``sesim viz selfsim``.
 
 For every position of a feature map, the self-similarity map of that position in the input is
 compared with the map of the same position in a candidate output. An output with the input's
@@ -9,7 +9,6 @@ should light up.
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 import warnings
@@ -807,160 +806,87 @@ def build_extractor(
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: sesim viz selfsim.
+# ``sesim viz selfsim``.
 
 
-def _point_arg(text: str) -> Point:
-    try:
-        return parse_point(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _window_arg(text: str) -> int:
-    if text.lower() in ("none", "global", "full", "0"):
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a window side or 'global', got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a window side >= 1 or 'global', got {value}")
-    return value
-
-
-def _max_side_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 16 and value != 0:
-        raise argparse.ArgumentTypeError(f"expected 0 (no limit) or a side >= 16, got {value}")
-    return value
-
-
-def add_viz_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``viz`` (with its ``selfsim`` subcommand) to the CLI's subcommands.
+def draw_selfsim(
+    output: Path,
+    *,
+    run: Path | None = None,
+    checkpoint: Path | None = None,
+    image: Path | None = None,
+    pair: Sequence[Path] | None = None,
+    points: Sequence[Point] | None = None,
+    layer: str | None = None,
+    window: int | None = None,
+    kind: SimKind = "cosine",
+    vgg_weights: str | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    device: str = "auto",
+) -> tuple[int, str]:
+    """Write the self-similarity picture of an input and its translation (or of two images).
 
     Args:
-        subparsers: the object returned by ``ArgumentParser.add_subparsers``.
-
+        output: the PNG file to write.
+        run: a run folder (its newest checkpoint) that translates ``image``.
+        checkpoint: a checkpoint file instead of ``run``.
+        image: the input image, translated with the run.
+        pair: two images compared directly (the second plays the translation; resized to the
+            first's size); no run needed.
+        points: query points in pixels of the input image; None spreads three.
+        layer: VGG16 layer; None takes ``relu3_1`` (see :func:`build_extractor`).
+        window: local window side in feature positions, 0 for the whole map; None takes the
+            run's window (16 without a run).
+        kind: the similarity shown, ``cosine`` or ``tanh``.
+        vgg_weights: VGG16 weights; None takes the run's (see :func:`build_extractor`).
+        max_side: images are shrunk to this longer side first (0: not at all).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     Returns:
-        The ``viz`` parser.
+        ``(number of points, layer)`` of the picture.
+    Raises:
+        UserError: a bad output name, a missing run or image, points outside the image.
     """
-    v = subparsers.add_parser(
-        "viz",
-        help="pictures of self-similarity (heat maps of query points, error maps)",
-        description="Pictures that show what the spatially-correlative loss compares.",
-    )
-    vsub = v.add_subparsers(dest="viz_command", metavar="WHAT", parser_class=type(v))
-    v.set_defaults(func=lambda args: _print_help(v))
-    s = vsub.add_parser(
-        "selfsim",
-        help="heat maps of query points' self-similarity in an input and its translation",
-        description="Write a PNG: the input and its translation with the query points; the "
-        "per-query error map between them (fixed and learned maps); and per point its "
-        "self-similarity map over the whole feature map (global), inside the local window "
-        "(local) and on the run's learned features (LSeSim), in input and translation. With "
-        "--pair A B the two images are compared directly, no run needed.",
-    )
-    src = s.add_mutually_exclusive_group()
-    src.add_argument("--run", type=Path, help="run folder (its newest checkpoint)")
-    src.add_argument("--checkpoint", type=Path, help="a checkpoint file")
-    what = s.add_mutually_exclusive_group(required=True)
-    what.add_argument("--image", type=Path, help="input image, translated with the run")
-    what.add_argument(
-        "--pair",
-        nargs=2,
-        type=Path,
-        metavar=("A", "B"),
-        help="two images to compare (B plays the translation; resized to A's size)",
-    )
-    s.add_argument("--output", type=Path, required=True, help="output PNG file")
-    s.add_argument(
-        "--points",
-        nargs="+",
-        type=_point_arg,
-        metavar="X,Y",
-        help="query points in pixels of the input image (default: 3 spread points)",
-    )
-    s.add_argument("--layer", help="VGG16 layer (default relu3_1)")
-    s.add_argument(
-        "--window",
-        type=_window_arg,
-        help="local window side in feature positions, or 'global' (default: the run's, else 16)",
-    )
-    s.add_argument(
-        "--kind",
-        choices=("cosine", "tanh"),
-        default="cosine",
-        help="similarity shown (default cosine: the query itself is 1, the maximum)",
-    )
-    s.add_argument(
-        "--vgg-weights",
-        help="imagenet, auto, random or a .pth file (default: the run's, falling back to "
-        "random weights with a notice when ImageNet's are not cached)",
-    )
-    s.add_argument(
-        "--max-side",
-        type=_max_side_arg,
-        default=DEFAULT_MAX_SIDE,
-        help=f"shrink images to this longer side first (default {DEFAULT_MAX_SIDE}; 0 = none)",
-    )
-    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    s.set_defaults(func=cmd_viz_selfsim)
-    return v
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def cmd_viz_selfsim(args: argparse.Namespace) -> int:
-    """Run ``sesim viz selfsim``; returns the exit status."""
-    device = resolve_device(args.device)
-    if args.output.suffix.lower() != ".png":
-        raise UserError(f"--output {args.output} must end in .png")
+    dev = resolve_device(device)
+    if output.suffix.lower() != ".png":
+        raise UserError(f"--output {output} must end in .png")
     loaded = None
-    if args.run is not None or args.checkpoint is not None:
-        loaded = load_run(args.run, args.checkpoint, device)
-    elif args.image is not None:
+    if run is not None or checkpoint is not None:
+        loaded = load_run(run, checkpoint, dev)
+    elif image is not None:
         raise UserError("--image needs a trained run: give --run RUN_DIR (or use --pair A B)")
+    source = image if image is not None else (pair[0] if pair is not None else None)
+    if source is None:
+        raise UserError("give --image FILE (with --run) or --pair A B")
 
-    first = load_rgb(args.image if args.image is not None else args.pair[0])
-    points = list(args.points) if args.points else None
-    if points is not None:
-        check_points(points, first.height, first.width)
-    small = fit_max_side(first, args.max_side)
-    if points is None:
-        points = default_points(small.height, small.width)
+    first = load_rgb(source)
+    chosen = list(points) if points else None
+    if chosen is not None:
+        check_points(chosen, first.height, first.width)
+    small = fit_max_side(first, max_side)
+    if chosen is None:
+        chosen = default_points(small.height, small.width)
     else:
-        points = scale_points(points, (first.height, first.width), (small.height, small.width))
-    x = to_tensor(small).to(device)
-    if args.pair is not None:
-        second = load_rgb(args.pair[1])
+        chosen = scale_points(chosen, (first.height, first.width), (small.height, small.width))
+    x = to_tensor(small).to(dev)
+    if pair is not None:
+        second = load_rgb(pair[1])
         if second.size != small.size:
             second = second.resize(small.size, Image.Resampling.BICUBIC)
-        y = to_tensor(second).to(device)
-        what = f"{args.pair[0].name} vs {args.pair[1].name}"
+        y = to_tensor(second).to(dev)
+        what = f"{pair[0].name} vs {pair[1].name}"
     else:
         assert loaded is not None
         y = translate_batch(loaded.G, x[None])[0]
-        what = f"{args.image.name} translated by step {loaded.step}"
+        what = f"{source.name} translated by step {loaded.step}"
 
-    if args.window is not None:
-        window = args.window or None
+    if window is not None:
+        side = window or None
     elif loaded is not None:
-        window = loaded.cfg.structure.loss.window
+        side = loaded.cfg.structure.loss.window
     else:
-        window = 16
-    extractor = build_extractor(loaded, args.layer, args.vgg_weights, device)
-    maps = compute_selfsim_maps(extractor, x, y, points, window, args.kind)
-    source = extractor.vgg.weights_source
-    title = f"{what} | {extractor.layer}, VGG16 weights: {source}"
-    selfsim_figure(maps, args.output, title)
-    print(f"wrote {args.output} ({len(points)} point(s), layer {extractor.layer})")
-    return 0
+        side = 16
+    extractor = build_extractor(loaded, layer, vgg_weights, dev)
+    maps = compute_selfsim_maps(extractor, x, y, chosen, side, kind)
+    title = f"{what} | {extractor.layer}, VGG16 weights: {extractor.vgg.weights_source}"
+    selfsim_figure(maps, output, title)
+    return len(chosen), extractor.layer

@@ -1,9 +1,29 @@
-"""Argument types shared by every ``sesim`` sub-command: values are checked as they are parsed,
-so a bad flag value ends in one ``error:`` line naming the flag."""
+"""What every ``sesim`` command shares: the parser class, exit codes and argument types.
+
+Argument types check values as they are parsed, so a bad flag value ends in one ``error:`` line
+naming the flag.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exits with status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def print_help(parser: argparse.ArgumentParser) -> int:
+    """Print a command group's help (the group was called without a sub-command)."""
+    parser.print_help()
+    return EXIT_USER_ERROR
 
 
 def positive_int(text: str) -> int:
