@@ -94,31 +94,20 @@ from sesim.runs import (
 )
 from sesim.translate import translate_batch
 
+#: The metrics in the order of the stored columns and of the table's rows.
+_COLUMN_ORDER: tuple[str, ...] = ("fid", "kid", "dc", "lpips", "seg")
 # Ranked scores: the metric (the ``--metrics`` name) each belongs to, and whether higher is better.
 SCORES: dict[str, tuple[str, bool]] = {
-    "fid": ("fid", False),
-    "kid": ("kid", False),
-    "density": ("dc", True),
-    "coverage": ("dc", True),
-    "lpips": ("lpips", False),
-    "seg_pixel_acc": ("seg", True),
-    "seg_mean_class_acc": ("seg", True),
-    "seg_miou": ("seg", True),
+    **{
+        column: (name, METRICS[name].higher_is_better)
+        for name in _COLUMN_ORDER
+        for column in METRICS[name].ranked
+    },
     **MULTIMODAL_SCORES,
 }
 # Every stored column, in file order (kid_std, precision and recall are stored, not ranked).
 COLUMNS: tuple[str, ...] = (
-    "fid",
-    "kid",
-    "kid_std",
-    "density",
-    "coverage",
-    "precision",
-    "recall",
-    "lpips",
-    "seg_pixel_acc",
-    "seg_mean_class_acc",
-    "seg_miou",
+    *(column for name in _COLUMN_ORDER for column in METRICS[name].columns),
     *MULTIMODAL_COLUMNS,
 )
 SEG_KEYS: tuple[str, ...] = ("pixel_acc", "mean_class_acc", "miou")

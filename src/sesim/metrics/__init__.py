@@ -6,7 +6,17 @@ from the torch hub cache (``$TORCH_HOME/hub/checkpoints/``) or from explicit pat
 downloaded; a missing file is a one-line :class:`sesim.errors.UserError` saying where to put it.
 The third-party metric packages (torchmetrics, torch-fidelity, lpips, prdc) are imported only
 when a metric runs.
+
+:data:`METRICS` is the registry of the names users type: each :class:`Metric` names its function,
+the columns it stores, the ones ranked and their direction, and its help line. A new metric is a
+module here and one entry there.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from sesim.metrics.fid import (
     FeatureExtractor,
@@ -28,16 +38,66 @@ from sesim.metrics.segmentation import (
     train_segmenter,
 )
 
-# Metric names users type (``--metrics fid,kid``), with what each one reports.
-METRICS: dict[str, str] = {
-    "fid": "Fréchet Inception Distance between real and translated images (lower is better)",
-    "kid": "Kernel Inception Distance, mean and std over random subsets (lower is better)",
-    "lpips": "LPIPS diversity of multimodal outputs: mean/std distance over pairs of style "
-    "samples of one input, 19 pairs per input (higher is more diverse)",
-    "dc": "density and coverage (with precision and recall) of translated images on "
-    "Inception features, k=95 (higher is better)",
-    "seg": "segmentation scores of translated images against the source label maps: pixel "
-    "accuracy, mean class accuracy, mean IoU (higher is better)",
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric users pick by name (``sesim eval --metrics NAME``).
+
+    Attributes:
+        function: the function that computes it (from features, images or label maps).
+        columns: the values it stores, in file order (``kid`` also stores ``kid_std``).
+        ranked: the columns a best checkpoint is chosen on.
+        higher_is_better: the direction of the ranked columns.
+        help: what it reports, one line for ``--help``.
+    """
+
+    function: Callable[..., Any]
+    columns: tuple[str, ...]
+    ranked: tuple[str, ...]
+    higher_is_better: bool
+    help: str
+
+
+#: Metric names users type (``--metrics fid,kid``), in the order ``--help`` lists them.
+METRICS: dict[str, Metric] = {
+    "fid": Metric(
+        fid_from_features,
+        ("fid",),
+        ("fid",),
+        False,
+        "Fréchet Inception Distance between real and translated images (lower is better)",
+    ),
+    "kid": Metric(
+        kid_from_features,
+        ("kid", "kid_std"),
+        ("kid",),
+        False,
+        "Kernel Inception Distance, mean and std over random subsets (lower is better)",
+    ),
+    "lpips": Metric(
+        lpips_distance,
+        ("lpips",),
+        ("lpips",),
+        False,
+        "LPIPS diversity of multimodal outputs: mean/std distance over pairs of style "
+        "samples of one input, 19 pairs per input (higher is more diverse)",
+    ),
+    "dc": Metric(
+        density_coverage,
+        ("density", "coverage", "precision", "recall"),
+        ("density", "coverage"),
+        True,
+        "density and coverage (with precision and recall) of translated images on "
+        "Inception features, k=95 (higher is better)",
+    ),
+    "seg": Metric(
+        segmentation_scores,
+        ("seg_pixel_acc", "seg_mean_class_acc", "seg_miou"),
+        ("seg_pixel_acc", "seg_mean_class_acc", "seg_miou"),
+        True,
+        "segmentation scores of translated images against the source label maps: pixel "
+        "accuracy, mean class accuracy, mean IoU (higher is better)",
+    ),
 }
 
 __all__ = [
@@ -45,6 +105,7 @@ __all__ = [
     "ConfusionMatrix",
     "DRNSeg",
     "FeatureExtractor",
+    "Metric",
     "SmallSegmenter",
     "density_coverage",
     "evaluate_segmenter",
