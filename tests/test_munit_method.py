@@ -13,11 +13,7 @@ from PIL import Image
 from sesim.config import TrainConfig, preset
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.errors import UserError
-from sesim.losses.adversarial import ImagePool
-from sesim.methods import METHODS, StepContext, get_method
-from sesim.methods import munit as recipe
-from sesim.metrics import lpips_model, random_conv_extractor
-from sesim.multimodal_eval import (
+from sesim.eval.multimodal import (
     MULTIMODAL_COLUMNS,
     MULTIMODAL_SCORES,
     density_coverage_over_styles,
@@ -25,6 +21,10 @@ from sesim.multimodal_eval import (
     evaluate_multimodal,
     fid_over_styles,
 )
+from sesim.losses.adversarial import ImagePool
+from sesim.methods import METHODS, StepContext, get_method
+from sesim.methods import munit as recipe
+from sesim.metrics import lpips_model, random_conv_extractor
 from sesim.nets.munit import MunitGenerator
 from sesim.translate import translate_random, translate_styles, translate_with_style
 
@@ -298,7 +298,7 @@ def test_diversity_fid_and_coverage_over_styles() -> None:
 
 
 def test_evaluate_multimodal_on_a_run(trained_run: Path) -> None:
-    from sesim.evaluate import COLUMNS, SCORES
+    from sesim.eval.report import COLUMNS, SCORES
 
     report = evaluate_multimodal(
         trained_run, extractor="random", device="cpu", nearest_k=95, settings=None

@@ -10,7 +10,7 @@ autumn). A multi-modal translator should keep the input's layout in every sample
   ``sesim bench quality``) labels each translation; pixel accuracy and mIoU against the input's
   true label map, averaged over ``n_styles`` style codes (each code shared by all inputs), with
   the std over the codes. Its score on the real target test images is the yardstick.
-- **LPIPS diversity** (higher is more diverse): :func:`sesim.multimodal_eval.diversity_lpips`,
+- **LPIPS diversity** (higher is more diverse): :func:`sesim.eval.multimodal.diversity_lpips`,
   ``pairs_per_input`` pairs of random codes per test input. With torchvision's AlexNet weights
   missing (they are never downloaded) the LPIPS backbone is a seeded random AlexNet: its numbers
   rank methods on this benchmark but are not comparable with published LPIPS values. The table
@@ -56,6 +56,12 @@ from torch import Tensor, nn
 from sesim.config import TrainConfig, preset, validate
 from sesim.devices import resolve_device
 from sesim.errors import UserError
+from sesim.eval.multimodal import (
+    diversity_lpips,
+    features_over_styles,
+    fid_over_rounds,
+    make_diversity_lpips,
+)
 from sesim.metrics import (
     evaluate_segmenter,
     extract_features,
@@ -63,8 +69,6 @@ from sesim.metrics import (
     random_conv_extractor,
     train_segmenter,
 )
-from sesim.multimodal_eval import diversity_lpips, fid_over_rounds, make_diversity_lpips
-from sesim.multimodal_eval import features_over_styles as _features_over_styles
 from sesim.report import write_sample_grid
 from sesim.runs import atomic_write, load_generator, write_json
 from sesim.translate import translate_styles
@@ -522,7 +526,7 @@ def run_multimodal_bench(
             G, data.test_a, lpips_net, pairs_per_input, torch.Generator().manual_seed(seed + 1)
         )
         families, shares = families_per_input(family_net, fakes)
-        rounds = _features_over_styles(
+        rounds = features_over_styles(
             G, data.test_a, extractor, n_styles, torch.Generator().manual_seed(seed + 2)
         )
         fid, fid_std = fid_over_rounds(ref_feats, rounds)

@@ -1,4 +1,4 @@
-"""``sesim eval``: flags -> :class:`sesim.evaluate.EvalOptions` -> :func:`sesim.evaluate.evaluate`."""
+"""``sesim eval``: flags -> :class:`sesim.eval.run.EvalOptions` -> :func:`sesim.eval.run.evaluate`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sesim.cli.common import positive_int
-from sesim.evaluate import DEFAULT_SEG_STEPS, EvalOptions, evaluate
+from sesim.eval.run import EvalOptions, evaluate
+from sesim.eval.scoring import DEFAULT_SEG_STEPS
 from sesim.metrics import METRICS
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
 

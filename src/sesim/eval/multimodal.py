@@ -18,9 +18,6 @@ two checkpoints are scored on the same style codes. ``sesim eval`` calls
 :func:`multimodal_scores` once per checkpoint (see :data:`MULTIMODAL_SCORES` and
 :data:`MULTIMODAL_COLUMNS` for its columns); :func:`evaluate_multimodal` scores one checkpoint of
 a run on its own.
-
-This module imports :mod:`sesim.evaluate` only inside functions, so ``evaluate`` may import it
-at module level.
 """
 
 from __future__ import annotations
@@ -29,13 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from sesim.devices import resolve_device
 from sesim.errors import UserError
+from sesim.eval.scoring import Scorer, Unavailable, make_extractor
+from sesim.eval.sets import TEST_SET, Split, load_split
 from sesim.metrics import density_coverage, extract_features, fid_from_features, lpips_diversity
 from sesim.metrics import lpips_model as _lpips_model
 from sesim.metrics.fid import FeatureExtractor
@@ -43,16 +42,14 @@ from sesim.metrics.prdc import DEFAULT_NEAREST_K
 from sesim.runs import list_checkpoints, load_generator
 from sesim.translate import translate_random
 
-if TYPE_CHECKING:
-    from sesim.evaluate import Scorer, Split, Unavailable
-
-#: Column -> (metric tag, higher is better), in the form of ``sesim.evaluate.SCORES``.
+#: Column -> (metric tag, higher is better), in the form of ``sesim.eval.report.SCORES``.
 MULTIMODAL_SCORES: dict[str, tuple[str, bool]] = {
     "diversity_lpips": ("multimodal", True),
     "fid_styles": ("multimodal", False),
     "density_styles": ("multimodal", True),
     "coverage_styles": ("multimodal", True),
 }
+
 #: Every stored column, in file order (the ``*_std`` columns are stored, not ranked).
 MULTIMODAL_COLUMNS: tuple[str, ...] = (
     "diversity_lpips",
@@ -299,7 +296,7 @@ def multimodal_scores(
     Diversity needs ``lpips_net``; ``fid_styles`` needs ``fid`` in ``scorer.metrics`` and
     ``density_styles``/``coverage_styles`` need ``dc`` (both with the scorer's extractor and
     ``split.real_features``). Scores that cannot be computed are None with a reason, as in
-    :func:`sesim.evaluate.feature_scores`.
+    :func:`sesim.eval.scoring.feature_scores`.
 
     Args:
         G: the MUNIT generator, in eval mode on ``scorer.device``.
@@ -310,8 +307,6 @@ def multimodal_scores(
     Returns:
         ``(values, unavailable)`` keyed by :data:`MULTIMODAL_COLUMNS`.
     """
-    from sesim.evaluate import Unavailable
-
     s = settings if settings is not None else MultimodalSettings()
     inputs = split.inputs.images[: s.max_inputs]
     values: dict[str, float | None] = {}
@@ -384,8 +379,6 @@ def evaluate_multimodal(
     Raises:
         UserError: not a multi-modal run, no checkpoint, or missing data or weights.
     """
-    from sesim.evaluate import TEST_SET, Scorer, load_split, make_extractor
-
     if checkpoint is None:
         ckpts = list_checkpoints(run_dir)
         if not ckpts:
