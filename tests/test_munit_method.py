@@ -324,7 +324,7 @@ def test_evaluate_multimodal_needs_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_bench_multimodal_toy(tmp_path: Path) -> None:
-    from sesim.bench_multimodal import ROWS, row_config, run_multimodal_bench
+    from sesim.bench.multimodal import ROWS, row_config, run_multimodal_bench
 
     def shrink(cfg: TrainConfig) -> TrainConfig:
         return replace(

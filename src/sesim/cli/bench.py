@@ -7,16 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sesim.bench import (
-    ALL_METHODS,
-    BENCH_PRESETS,
-    DEFAULT_OUT,
-    MAIN_METHODS,
-    BenchArgs,
-    resolve_bench_args,
-    run_benchmark,
-)
-from sesim.bench_multimodal import run_multimodal_bench
+from sesim.bench.multimodal import run_multimodal_bench
+from sesim.bench.presets import ALL_METHODS, BENCH_PRESETS, MAIN_METHODS
+from sesim.bench.quality import DEFAULT_OUT, BenchArgs, resolve_bench_args, run_benchmark
 from sesim.cli.common import nonneg_int, positive_int, print_help
 from sesim.data.synthetic import TASKS
 

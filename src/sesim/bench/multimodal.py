@@ -53,6 +53,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sesim.bench.jobs import train_run
+from sesim.bench.presets import BENCH_PRESETS
+from sesim.bench.report import format_markdown_table, write_results
+from sesim.bench.tasks import prepare_data
 from sesim.config import TrainConfig, preset, validate
 from sesim.devices import resolve_device
 from sesim.errors import UserError
@@ -62,6 +66,7 @@ from sesim.eval.multimodal import (
     fid_over_rounds,
     make_diversity_lpips,
 )
+from sesim.features.vgg import imagenet_weights_available
 from sesim.metrics import (
     evaluate_segmenter,
     extract_features,
@@ -70,7 +75,7 @@ from sesim.metrics import (
     train_segmenter,
 )
 from sesim.report import write_sample_grid
-from sesim.runs import atomic_write, load_generator, write_json
+from sesim.runs import load_generator
 from sesim.translate import translate_styles
 
 TASK = "multistyle"
@@ -83,7 +88,6 @@ ROWS: dict[str, str] = {
 }
 
 ConfigTweak = Callable[[TrainConfig], TrainConfig]
-
 
 # ---------------------------------------------------------------------------------------------
 # Configs.
@@ -337,13 +341,11 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of rows (``method``, ``kind``, the keys of :data:`COLUMNS`)."""
-    header = ["method", *(c[1] for c in COLUMNS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        cells = [_cell(r, key, fmt) for key, _, fmt, _ in COLUMNS]
-        name = r["method"] if r.get("kind") == "method" else f"*{r['method']}*"
-        lines.append("| " + " | ".join([name, *cells]) + " |")
-    return "\n".join(lines)
+    return format_markdown_table(
+        ["method", *(c[1] for c in COLUMNS)],
+        rows,
+        lambda r: [_cell(r, key, fmt) for key, _, fmt, _ in COLUMNS],
+    )
 
 
 def results_markdown(results: dict[str, Any]) -> str:
@@ -439,9 +441,6 @@ def run_multimodal_bench(
         The ``results.json`` dict: ``rows`` (one dict of scores per row), ``yardstick``,
         ``family_classifier``, ``lpips_backbone``, ``grids`` (row -> PNG path), settings.
     """
-    from sesim.bench import BENCH_PRESETS, prepare_data, train_run
-    from sesim.features.vgg import imagenet_weights_available
-
     start = time.perf_counter()
     dev = resolve_device(device)
     vgg_weights = "imagenet" if imagenet_weights_available() else "random"
@@ -582,6 +581,5 @@ def run_multimodal_bench(
         "grids": grids,
         "elapsed_s": time.perf_counter() - start,
     }
-    write_json(out / "results.json", results)
-    atomic_write(out / "results.md", results_markdown(results))
+    write_results(out, results, results_markdown(results))
     return results
