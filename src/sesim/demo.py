@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from sesim.config import preset, validate
 from sesim.data.images import list_images, load_rgb, to_tensor
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.devices import resolve_device
+from sesim.features.vgg import VGG16Features
+from sesim.losses.spatial import SpatialCorrelativeLoss
 from sesim.report import write_index, write_sample_grid
 from sesim.runs import list_checkpoints, load_generator
 from sesim.train import resume, train
 from sesim.translate import translate_batch
+from sesim.viz import error_map_figure, per_query_error
 
 DEMO_SIZE = 64
 DEMO_TRAIN_IMAGES = 400
@@ -91,12 +95,6 @@ def _error_maps(
     cfg: object, xs: torch.Tensor, fakes: torch.Tensor, ys: torch.Tensor, path: Path
 ) -> Path:
     """Fig.-5-style picture for the first test image: translation, true target, wrong outputs."""
-    import warnings
-
-    from sesim.features.vgg import VGG16Features
-    from sesim.losses.spatial import SpatialCorrelativeLoss
-    from sesim.viz import error_map_figure, per_query_error
-
     assert hasattr(cfg, "structure")
     s = cfg.structure
     with warnings.catch_warnings():

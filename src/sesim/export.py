@@ -21,6 +21,7 @@ branch on its input's values exports.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -131,7 +132,7 @@ def export_onnx(
     Raises:
         UserError: neither exporter can export this generator.
     """
-    import onnx
+    import onnx  # optional dependency (sesim[export])
 
     axes = {0: "batch", 2: "height", 3: "width"}
     used = "torchscript"
@@ -167,7 +168,7 @@ def export_onnx(
 def _export_onnx_dynamo(
     G: nn.Module, example: Tensor, path: Path, dynamic: bool, opset: int
 ) -> None:
-    from torch.export import Dim
+    from torch.export import Dim  # the dynamo exporter's fallback path only: slow to import
 
     arg = next(iter(_forward_arg_names(G)), "x")
     shapes = {arg: {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}} if dynamic else None
@@ -185,8 +186,6 @@ def _export_onnx_dynamo(
 
 
 def _forward_arg_names(G: nn.Module) -> list[str]:
-    import inspect
-
     params = inspect.signature(G.forward).parameters
     return [name for name in params if name != "self"]
 
@@ -212,7 +211,7 @@ def load_runner(path: Path, fmt: ExportFormat) -> Runner:
             return out
 
         return run_ts
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional dependency (sesim[export])
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

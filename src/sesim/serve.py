@@ -35,15 +35,23 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from sesim.data.images import list_images, load_rgb, to_pil, to_rgb, to_tensor
 from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.translate import translate_batch
+from sesim.viz import (
+    build_extractor,
+    compute_selfsim_maps,
+    fit_max_side,
+    load_run,
+    point_figure_png,
+)
 
 MAX_UPLOAD_BYTES = 10_000_000
 MAX_UPLOAD_SIDE = 2048
@@ -84,8 +92,6 @@ def decode_upload(data: bytes, max_bytes: int, max_side: int) -> Image.Image:
     Raises:
         RequestError: empty, too large, not an image of an accepted format, or too many pixels.
     """
-    from sesim.data.images import to_rgb
-
     if not data:
         raise RequestError("the upload is empty: choose an image file")
     if len(data) > max_bytes:
@@ -133,8 +139,6 @@ class Item:
 
 
 def _png(t: Tensor) -> bytes:
-    from sesim.data.images import to_pil
-
     buf = io.BytesIO()
     to_pil(t).save(buf, format="PNG")
     return buf.getvalue()
@@ -191,9 +195,6 @@ class ServeApp:
         Returns:
             The item's id and the item.
         """
-        from sesim.data.images import to_tensor
-        from sesim.viz import fit_max_side
-
         img = fit_max_side(img, self.max_side)
         x = to_tensor(img)
         with self._lock:
@@ -207,8 +208,6 @@ class ServeApp:
 
     def translate_test(self, index: int) -> tuple[str, Item]:
         """Translate the ``index``-th test image."""
-        from sesim.data.images import load_rgb
-
         if not 0 <= index < len(self.test_images):
             raise RequestError(f"no test image number {index}", HTTPStatus.NOT_FOUND)
         path = self.test_images[index]
@@ -235,8 +234,6 @@ class ServeApp:
         Raises:
             RequestError: unknown item or a point outside the image.
         """
-        from sesim.viz import compute_selfsim_maps, point_figure_png
-
         item = self.item(key)
         H, W = item.x.shape[1:]
         if not (0 <= x < W and 0 <= y < H):
@@ -577,8 +574,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _filename(header: str | None) -> str:
-    from urllib.parse import unquote
-
     name = Path(unquote(header or "upload")).name
     return name[:120] or "upload"
 
@@ -624,8 +619,6 @@ def list_run_images(cfg: Any, folder: Path | None = None) -> list[Path]:
     Returns:
         Image files (empty when the folder is missing or holds none).
     """
-    from sesim.data.images import list_images
-
     if folder is None:
         split = "testA" if cfg.data.direction == "AtoB" else "testB"
         folder = Path(cfg.data.root) / split
@@ -663,8 +656,6 @@ def build_app(
     Returns:
         The application.
     """
-    from sesim.viz import build_extractor, load_run
-
     loaded = load_run(run, checkpoint, device)
     extractor = build_extractor(loaded, layer, vgg_weights, device)
     name = run.name if run is not None else loaded.checkpoint.name

@@ -13,12 +13,14 @@ stopped (bit-identical on the CPU with ``deterministic: true``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
 import signal
 import statistics
 import sys
+import threading
 import warnings
 from functools import partial
 from pathlib import Path
@@ -129,8 +131,6 @@ class _StopFlag:
 
 
 def _is_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -386,8 +386,6 @@ def _stop_requested(local: bool, ranks: Dist) -> bool:
 
 def _rank_checksums(trainable: dict[str, torch.nn.Module], ranks: Dist) -> list[str]:
     """A hash of every trainable weight, gathered from every rank."""
-    import hashlib
-
     h = hashlib.sha256()
     for name in sorted(trainable):
         for key, value in sorted(_plain_state(trainable[name]).items()):
@@ -403,7 +401,7 @@ def _rank_checksums(trainable: dict[str, torch.nn.Module], ranks: Dist) -> list[
 
 def _tensorboard(run_dir: Path) -> Any:
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: the tensorboard package
     except Exception:  # tensorboard missing: scalars go only to the progress bar
         return None
     return SummaryWriter(str(run_dir / "tb"))

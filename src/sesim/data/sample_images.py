@@ -29,7 +29,7 @@ SAMPLE_TARGET = "Minduka_Present_Blue_Pack.png"
 
 def _sample_path(name: str) -> Path:
     """Path of one of matplotlib's sample files (without opening it)."""
-    import matplotlib.cbook
+    import matplotlib.cbook  # heavy: imported only when the sample images are asked for
 
     try:
         path = Path(matplotlib.cbook.get_sample_data(name, asfileobj=False))

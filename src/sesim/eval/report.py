@@ -233,6 +233,7 @@ def plot_metric(
     Returns:
         Whether a figure was written (False when no step has a value).
     """
+    # matplotlib is imported when a figure is drawn: it is slow to import.
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from sesim.errors import UserError
 from sesim.metrics._common import check_images, find_weights, load_state_dict_file
@@ -264,8 +265,6 @@ def train_segmenter(
 
     step_iter: range = range(steps)
     if progress:
-        from tqdm import tqdm
-
         step_iter = tqdm(step_iter, desc="train segmenter")  # type: ignore[assignment]
     for _ in step_iter:
         # Draw a batch and flip half of it horizontally.
