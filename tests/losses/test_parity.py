@@ -1,7 +1,7 @@
 """Parity with vectors computed by the authors' public implementation of the loss.
 
 The vector file is ``$SESIM_PARITY_FILE`` or, by default, ``../shared/reference/sesim_parity.pt``
-(relative to the repository root), falling back to the copy in ``tests/data/``. Any file of the
+(relative to the repository root), falling back to the copy in ``tests/fixtures/``. Any file of the
 same format works: one test per case, named after the case.
 """
 
@@ -16,7 +16,7 @@ import torch
 
 from sesim.losses import ProjectionHead, compare_similarity, self_similarity
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-5
 
 
@@ -25,7 +25,7 @@ def _parity_file() -> Path:
     if env:
         return Path(env)
     shared = ROOT.parent / "shared" / "reference" / "sesim_parity.pt"
-    return shared if shared.is_file() else ROOT / "tests" / "data" / "sesim_parity.pt"
+    return shared if shared.is_file() else ROOT / "tests" / "fixtures" / "sesim_parity.pt"
 
 
 def _cases() -> list[dict[str, Any]]:

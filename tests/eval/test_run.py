@@ -25,7 +25,7 @@ from sesim.metrics.fid import INCEPTION_WEIGHTS_FILE
 from sesim.runs import list_checkpoints
 from sesim.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 4
 N_TEST = 12
 

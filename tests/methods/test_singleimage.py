@@ -1,9 +1,8 @@
-"""Single-image translation: the ``singleimage`` recipe, tiled inference and the demo images."""
+"""Single-image translation: the ``singleimage`` recipe."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,11 +10,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from sesim.config import TrainConfig, preset
-from sesim.data.sample_images import sample_images
-from sesim.data.single_image import SingleImagePair
 from sesim.errors import UserError
 from sesim.methods import get_method
 from sesim.methods import singleimage as recipe
@@ -23,17 +19,9 @@ from sesim.methods.common import StepContext
 from sesim.nets.stylegan2 import StyleGAN2Generator
 from sesim.runs import load_checkpoint, load_generator
 from sesim.train import train
-from sesim.translate import default_overlap, tile_starts, translate_full, translate_tiled
+from sesim.translate import translate_full
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: these small networks run several times faster than with two
-    threads competing for busy cores (the double backward of the penalties especially)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _image(path: Path, width: int, height: int, mode: str = "RGB", seed: int = 0) -> Path:
@@ -171,79 +159,3 @@ def test_bad_images_fail_before_anything_is_written(tmp_path: Path) -> None:
         train(replace(cfg, data=replace(cfg.data, target=str(small))), tmp_path / "r2", quiet=True)
     assert "\n" not in str(tiny.value)
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
-
-
-# ---------------------------------------------------------------------------------------------
-# Tiled inference.
-
-
-def _interior_edges(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile borders inside the image (where a tile's missing context distorts its output)."""
-    starts = tile_starts(length, tile, tile - overlap)
-    return sorted({s for s in starts if s > 0} | {s + tile for s in starts if s + tile < length})
-
-
-def test_tiles_agree_with_the_full_image_away_from_tile_borders() -> None:
-    torch.manual_seed(0)  # StyleGAN2 layers draw their weights from the global RNG
-    G = StyleGAN2Generator(3, 3, ngf=4, n_blocks=2, resolution=128).eval()
-    image = torch.rand(1, 3, 288, 288, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    full = translate_full(G, image)
-    tiled = translate_tiled(G, image, tile=160, overlap=32, multiple=G.multiple)
-    assert tiled.shape == full.shape == image.shape
-
-    # Farther than the receptive field's reach from every tile border: identical.
-    far = torch.ones(288, dtype=torch.bool)
-    for edge in _interior_edges(288, 160, 32):
-        far[max(0, edge - 40) : edge + 40] = False
-    assert far.sum() > 100
-    mask = far[:, None] & far[None, :]
-    assert torch.allclose(tiled[..., mask], full[..., mask], atol=1e-5)
-    # Near the borders the blend stays close to the full image: no seams.
-    assert (tiled - full).abs().max() < 0.05
-
-
-def test_tile_as_large_as_the_image_is_the_full_translation() -> None:
-    torch.manual_seed(0)
-    G = StyleGAN2Generator(3, 3, ngf=4, n_blocks=2, resolution=128).eval()
-    image = torch.rand(1, 3, 45, 61, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    assert torch.equal(translate_full(G, image, tile=64), translate_full(G, image))
-
-
-@pytest.mark.parametrize(
-    ("height", "width", "tile", "overlap"), [(97, 130, 32, 8), (50, 33, 24, 12)]
-)
-def test_blend_weights_sum_to_one(height: int, width: int, tile: int, overlap: int) -> None:
-    # With an identity "generator" any correct blend returns the input unchanged.
-    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(3))
-    out = translate_tiled(nn.Identity(), image, tile=tile, overlap=overlap, multiple=4)
-    assert torch.allclose(out, image, atol=1e-6)
-
-
-def test_default_overlap_and_tile_positions() -> None:
-    assert [default_overlap(t, 4) for t in (32, 128, 256, 1024)] == [16, 64, 64, 256]
-    assert tile_starts(288, 160, 128) == [0, 128]
-    assert tile_starts(300, 128, 96) == [0, 96, 172]  # the last tile is shifted inside
-    assert tile_starts(100, 128, 96) == [0]
-
-
-def test_bad_tile_settings() -> None:
-    image = torch.zeros(1, 3, 64, 64)
-    with pytest.raises(UserError, match="at most half"):
-        translate_tiled(nn.Identity(), image, tile=32, overlap=20, multiple=4)
-    with pytest.raises(UserError, match="at least 4"):
-        translate_full(nn.Identity(), image, tile=3)
-
-
-# ---------------------------------------------------------------------------------------------
-# Demo images.
-
-
-def test_sample_images_ship_with_matplotlib(tmp_path: Path) -> None:
-    source, target = sample_images()
-    assert source.is_file() and target.is_file()
-    copies = sample_images(tmp_path / "demo")
-    assert [p.name for p in copies] == [source.name, target.name]
-    assert all(p.parent == tmp_path / "demo" and p.is_file() for p in copies)
-    pair = SingleImagePair(*copies, load_size=256, crop_size=64)  # the tiny preset's sizes
-    batch = pair.sample(2, torch.Generator().manual_seed(0))
-    assert batch["A"].shape == batch["B"].shape == (2, 3, 64, 64)

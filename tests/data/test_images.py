@@ -1,4 +1,4 @@
-"""Image files: listing, reading every mode as 8-bit RGB, spotting broken files, saving."""
+"""Image files: listing, reading every mode as 8-bit RGB, spotting broken files."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from sesim.data.images import (
     to_tensor,
 )
 from sesim.errors import UserError
-from sesim.translate import save_image
 
 
 def _rgb(seed: int, h: int = 16, w: int = 20) -> np.ndarray:
@@ -258,21 +257,3 @@ def test_to_pil_clamps_and_checks_shape() -> None:
         to_pil(torch.zeros(4, 2, 2))
 
 
-def test_save_image_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    t = to_tensor(Image.fromarray(_rgb(4)))
-    out = tmp_path / "sub" / "x.png"
-    save_image(t, out)
-    assert np.array_equal(np.asarray(load_rgb(out)), _rgb(4))
-    assert sorted(p.name for p in out.parent.iterdir()) == ["x.png"]
-    save_image(t, tmp_path / "x.jpg")
-    assert load_rgb(tmp_path / "x.jpg").size == (20, 16)
-    with pytest.raises(UserError, match="unknown extension"):
-        save_image(t, tmp_path / "x.nope")
-
-    def broken_save(self: Image.Image, fp: object, *args: object, **kw: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(images.Image.Image, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        save_image(t, tmp_path / "y.png")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub", "x.jpg"]
