@@ -22,6 +22,7 @@ import statistics
 import sys
 import threading
 import warnings
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
             generator.manual_seed(derive_seed(cfg.seed, 4, ranks.rank, start_step))
         samples = int(state.get("samples", samples))
         history = state.get("history", history)
+    if state is None and cfg.optim.identity_warmup > 0:
+        identity_warmup(nets.G, cfg, device, ranks)
     trainable = nets.trainable()
     if cfg.compile:
         for module in trainable.values():
@@ -308,6 +311,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
                 for k, v in next(stream).items()
                 if isinstance(v, Tensor)
             }
+            ctx.step = step
             timer.start()
             logs = method.train_step(nets, ctx, batch)
             timer.stop()
@@ -368,6 +372,30 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
     if ranks.world > 1:
         dist.barrier()
     return last if last is not None else list_checkpoints(run_dir)[-1]
+
+
+def identity_warmup(
+    G: torch.nn.Module, cfg: TrainConfig, device: torch.device, ranks: Dist
+) -> None:
+    """Fit ``G`` to reproduce training images (both domains) for ``cfg.optim.identity_warmup``
+    steps of L1 with a throw-away Adam; seeded by ``cfg.seed``, before any checkpoint."""
+    warm = replace(
+        cfg, seed=derive_seed(cfg.seed, 9), structure=replace(cfg.structure, augment=False)
+    )
+    stream = batch_stream(warm, 0, device, ranks.rank, ranks.world)
+    opt = torch.optim.Adam(
+        G.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2)
+    )
+    G.train()
+    for _ in range(cfg.optim.identity_warmup):
+        batch = next(stream)
+        x = torch.cat([batch["A"], batch["B"]]).to(device)
+        loss = torch.nn.functional.l1_loss(G(x), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if ranks.world > 1:
+            average_gradients(list(G.parameters()), ranks.world)
+        opt.step()
 
 
 def _plain_state(module: torch.nn.Module) -> dict[str, Any]:

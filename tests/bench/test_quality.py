@@ -48,6 +48,7 @@ TOY: BenchPreset = replace(
     batch=2,
     ngf=8,
     n_blocks=1,
+    identity_warmup=2,
     ndf=8,
     num_queries=16,
     n_train=8,
@@ -175,7 +176,15 @@ def test_every_row_shares_networks_data_and_budget(toy_data: TaskData) -> None:
     assert {"fsesim", "lsesim", *(f"table3-{r}" for r in "ABCDEF")} <= set(rows)
     configs = [run_config(m, TOY, toy_data.root, 0, "cpu", "random") for m in rows]
     shared = {
-        (c.steps, c.batch, c.model, c.data, c.optim.lr, c.structure.loss.num_queries)
+        (
+            c.steps,
+            c.batch,
+            c.model,
+            c.data,
+            c.optim.lr,
+            c.optim.identity_warmup,
+            c.structure.loss.num_queries,
+        )
         for c in configs
     }
     assert len(shared) == 1

@@ -64,7 +64,7 @@ def test_generator_channels_and_dropout() -> None:
 
 def test_generator_rejects_bad_sizes_and_options() -> None:
     g = _gen()
-    assert ResnetGenerator.multiple == 4
+    assert g.multiple == 4 and ResnetGenerator(3, 3, 4, 1, n_downsampling=1).multiple == 2
     with pytest.raises(ValueError, match="multiples of 4"):
         g(torch.randn(1, 3, 30, 32))
     with pytest.raises(ValueError, match="norm"):
@@ -152,3 +152,13 @@ def test_discriminator_gradients_and_leaky_relu() -> None:
     d(x).mean().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is not None for p in d.parameters())
+
+
+@pytest.mark.parametrize("n_down", [0, 1, 3])
+def test_generator_downsampling_depth(n_down: int) -> None:
+    for antialias in (True, False):
+        G = ResnetGenerator(3, 3, ngf=4, n_blocks=1, antialias=antialias, n_downsampling=n_down)
+        assert G.multiple == 2**n_down
+        side = 3 * G.multiple * 2
+        assert G(torch.randn(1, 3, side, side)).shape == (1, 3, side, side)
+        assert len(G.default_nce_layers) >= 1

@@ -25,6 +25,11 @@ class BenchPreset:
         lr: Adam learning rate of every run (generator, discriminator, heads).
         ngf: generator base filters.
         n_blocks: generator residual blocks.
+        n_downsampling: generator downsampling steps (1 keeps the thin structures of 64 px
+            images on the residual blocks' grid; see docs/structure.md).
+        antialias: blur-pool resampling in the generator and discriminator (CUT's choice).
+        identity_warmup: steps of L1 reconstruction that start every generator near the
+            identity (``optim.identity_warmup``).
         ndf: discriminator base filters.
         num_queries: query points per layer of the structure losses.
         n_train: training images per domain.
@@ -48,6 +53,9 @@ class BenchPreset:
     lr: float
     ngf: int
     n_blocks: int
+    n_downsampling: int
+    antialias: bool
+    identity_warmup: int
     ndf: int
     num_queries: int
     n_train: int
@@ -84,19 +92,22 @@ MAIN_METHODS: tuple[str, ...] = ("fsesim", "lsesim", "cyclegan", "cut", "fastcut
 BENCH_PRESETS: dict[str, BenchPreset] = {
     "quick": BenchPreset(
         name="quick",
-        description="CPU, 64 px, tiny networks, every method on two tasks, 240 steps of batch 4 "
-        "(about 20 minutes on 2 cores)",
+        description="CPU, 64 px, tiny networks, F/LSeSim and the baselines on three tasks, 240 "
+        "steps of batch 4 (about 30 minutes per seed on 2 cores)",
         size=64,
         steps=240,
         batch=4,
         lr=2e-4,
         ngf=16,
         n_blocks=3,
+        n_downsampling=1,
+        antialias=False,
+        identity_warmup=100,
         ndf=16,
-        num_queries=64,
+        num_queries=256,
         n_train=300,
         n_test=100,
-        aux_steps=300,
+        aux_steps=1000,
         aux_batch=8,
         seg_width=16,
         app_width=16,
@@ -114,6 +125,9 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         lr=2e-4,
         ngf=64,
         n_blocks=6,
+        n_downsampling=2,
+        antialias=True,
+        identity_warmup=0,
         ndf=64,
         num_queries=256,
         n_train=1000,
@@ -225,12 +239,21 @@ def run_config(
             preprocess="resize_and_crop",
             workers=bench.workers,
         ),
-        model=replace(base.model, ngf=bench.ngf, n_blocks=bench.n_blocks, ndf=bench.ndf),
+        model=replace(
+            base.model,
+            ngf=bench.ngf,
+            n_blocks=bench.n_blocks,
+            ndf=bench.ndf,
+            n_downsampling=bench.n_downsampling,
+            antialias=bench.antialias,
+        ),
         structure=replace(
             s,
             vgg_weights=vgg_weights,
             loss=replace(s.loss, num_queries=bench.num_queries, window=window),
         ),
-        optim=replace(base.optim, lr=bench.lr, lr_heads=bench.lr),
+        optim=replace(
+            base.optim, lr=bench.lr, lr_heads=bench.lr, identity_warmup=bench.identity_warmup
+        ),
     )
     return validate(cfg)

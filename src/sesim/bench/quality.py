@@ -39,8 +39,8 @@ window of the structure loss keeps its size relative to the image: the preset's 
 by ``size / preset crop size`` (the ``tiny`` presets are at 64 px, the paper presets at 256 px).
 
 Presets: ``quick`` (CPU, 64 px, ngf 16 with 3 residual blocks, ndf 16, 240 steps of batch 4
-per run, 300 training images per domain, 100 test scenes; about 20 minutes for every method on
-both tasks on 2 cores) and ``full`` (GPU, 128 px, ngf 64 with 6 blocks, ndf 64, 10,000 steps of
+per run, 256 queries, 300 training images per domain, 100 test scenes, judges trained for 1,000
+steps; about 30 minutes per seed for the six main methods on the three tasks on 2 cores) and ``full`` (GPU, 128 px, ngf 64 with 6 blocks, ndf 64, 10,000 steps of
 batch 4, 1,000 / 500 images). ``--steps``, ``--size``, ``--n-train``, ``--n-test`` and
 ``--aux-steps`` override them for smoke runs. On a CPU the judges and runs are trained in
 ``--jobs`` worker processes (default: one per core) of ``cores / jobs`` threads each.

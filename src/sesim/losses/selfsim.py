@@ -25,11 +25,13 @@ from torch import Tensor
 
 SimKind = Literal["cosine", "tanh"]
 CompareMode = Literal["cos", "l1", "info"]
-QueryStrategy = Literal["random", "grid"]
+QueryStrategy = Literal["random", "grid", "structure"]
+MaskKind = Literal["target", "both", "none"]
 
 SIM_KINDS: tuple[str, ...] = ("cosine", "tanh")
 COMPARE_MODES: tuple[str, ...] = ("cos", "l1", "info")
-QUERY_STRATEGIES: tuple[str, ...] = ("random", "grid")
+QUERY_STRATEGIES: tuple[str, ...] = ("random", "grid", "structure")
+MASK_KINDS: tuple[str, ...] = ("target", "both", "none")
 
 # The public code divides the (mean-centred, 1/sqrt(C)-scaled) dot product by this before tanh.
 TANH_SCALE = 10.0
@@ -42,9 +44,16 @@ def _check_feat(feat: Tensor, name: str = "feat") -> None:
         raise ValueError(f"{name} has an empty spatial size {tuple(feat.shape[2:])}")
 
 
-def _check_query_idx(query_idx: Tensor, height: int, width: int) -> None:
-    if query_idx.dim() != 1:
-        raise ValueError(f"query_idx must be a 1-D tensor of flat indices; got {query_idx.dim()}-D")
+def _check_query_idx(query_idx: Tensor, height: int, width: int, batch: int | None = None) -> None:
+    if query_idx.dim() not in (1, 2):
+        raise ValueError(
+            "query_idx must be a (N,) tensor of flat indices shared by the batch or a (B, N) "
+            f"tensor of per-image indices; got {query_idx.dim()}-D"
+        )
+    if query_idx.dim() == 2 and batch is not None and query_idx.shape[0] != batch:
+        raise ValueError(
+            f"per-image query_idx has {query_idx.shape[0]} rows for a batch of {batch} images"
+        )
     if query_idx.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise ValueError(f"query_idx must be an integer tensor; got {query_idx.dtype}")
     if query_idx.numel() == 0:
@@ -87,13 +96,14 @@ def window_key_indices(query_idx: Tensor, height: int, width: int, window: int) 
     as in the public code; along an axis shorter than ``window`` the window covers the whole axis.
 
     Args:
-        query_idx: (N,) flat row-major indices into ``height * width``.
+        query_idx: (N,) or (B, N) flat row-major indices into ``height * width``.
         height: map height H.
         width: map width W.
         window: side of the square key window (>= 1).
 
     Returns:
-        (N, K) flat key indices in row-major window order, K = min(window, H) * min(window, W).
+        (..., K) flat key indices in row-major window order (one row per query index),
+        K = min(window, H) * min(window, W).
     """
     if window < 1:
         raise ValueError(f"window must be >= 1 (or None for the whole map); got {window}")
@@ -103,9 +113,9 @@ def window_key_indices(query_idx: Tensor, height: int, width: int, window: int) 
     left = (cols - window // 2).clamp(min=0, max=width - ww)
     dr = torch.arange(wh, device=query_idx.device)
     dc = torch.arange(ww, device=query_idx.device)
-    key_rows = top[:, None, None] + dr[None, :, None]  # (N, wh, 1)
-    key_cols = left[:, None, None] + dc[None, None, :]  # (N, 1, ww)
-    return (key_rows * width + key_cols).reshape(query_idx.shape[0], wh * ww)
+    key_rows = top[..., None, None] + dr[:, None]  # (..., wh, 1)
+    key_cols = left[..., None, None] + dc[None, :]  # (..., 1, ww)
+    return (key_rows * width + key_cols).reshape(*query_idx.shape, wh * ww)
 
 
 def self_similarity(
@@ -118,7 +128,8 @@ def self_similarity(
 
     Args:
         feat: (B, C, H, W) features (raw: they are normalised here according to ``kind``).
-        query_idx: (N,) integer flat row-major indices into H*W, shared by every image.
+        query_idx: (N,) integer flat row-major indices into H*W, shared by every image, or
+            (B, N) indices of each image's own query points.
         window: side of the local key window, clamped to lie inside the map. None, or a side not
             smaller than both H and W, compares each query with the whole map.
         kind: ``"cosine"`` (mean-centred, L2-normalised features, dot product) or ``"tanh"``
@@ -138,20 +149,27 @@ def self_similarity(
     if window is not None and window < 1:
         raise ValueError(f"window must be >= 1 (or None for the whole map); got {window}")
     B, _, H, W = feat.shape
-    _check_query_idx(query_idx, H, W)
+    _check_query_idx(query_idx, H, W, B)
     query_idx = query_idx.to(device=feat.device, dtype=torch.long, non_blocking=True)
 
     flat = normalize_features(feat, kind).flatten(2)  # (B, C, HW)
-    query = flat[:, :, query_idx].transpose(1, 2)  # (B, N, C)
+    query = _gather_points(flat, query_idx).transpose(1, 2)  # (B, N, C)
     # One matrix product against every position; a window is then a gather of its columns.
     # This is N*HW*C multiply-adds, cheaper in practice than N copies of (C, window, window).
     sim = torch.bmm(query, flat)  # (B, N, HW)
     if window is not None and (window < H or window < W):
-        keys = window_key_indices(query_idx, H, W, window)  # (N, K)
-        sim = sim.gather(2, keys.unsqueeze(0).expand(B, -1, -1))
+        keys = window_key_indices(query_idx, H, W, window)  # (N, K) or (B, N, K)
+        sim = sim.gather(2, keys.expand(B, -1, -1) if keys.dim() == 2 else keys)
     if kind == "tanh":
         sim = torch.tanh(sim / TANH_SCALE)
     return sim
+
+
+def _gather_points(flat: Tensor, idx: Tensor) -> Tensor:
+    """(B, C, HW) features at (N,) shared or (B, N) per-image indices -> (B, C, N)."""
+    if idx.dim() == 1:
+        return flat[:, :, idx]
+    return flat.gather(2, idx[:, None, :].expand(-1, flat.shape[1], -1))
 
 
 def pairwise_similarity(feat: Tensor, idx: Tensor, kind: SimKind = "cosine") -> Tensor:
@@ -162,7 +180,7 @@ def pairwise_similarity(feat: Tensor, idx: Tensor, kind: SimKind = "cosine") -> 
 
     Args:
         feat: (B, C, H, W) features.
-        idx: (N,) flat indices of the sampled points.
+        idx: (N,) flat indices of the sampled points (or (B, N), per image).
         kind: similarity kind, as in :func:`self_similarity`.
 
     Returns:
@@ -171,9 +189,9 @@ def pairwise_similarity(feat: Tensor, idx: Tensor, kind: SimKind = "cosine") -> 
     _check_feat(feat)
     if kind not in SIM_KINDS:
         raise ValueError(f"unknown similarity kind {kind!r}; choose one of {SIM_KINDS}")
-    _check_query_idx(idx, feat.shape[2], feat.shape[3])
+    _check_query_idx(idx, feat.shape[2], feat.shape[3], feat.shape[0])
     idx = idx.to(device=feat.device, dtype=torch.long)
-    pts = normalize_features(feat, kind).flatten(2)[:, :, idx]  # (B, C, N)
+    pts = _gather_points(normalize_features(feat, kind).flatten(2), idx)  # (B, C, N)
     sim = torch.bmm(pts.transpose(1, 2), pts)
     return torch.tanh(sim / TANH_SCALE) if kind == "tanh" else sim
 
@@ -219,6 +237,73 @@ def sample_queries(
     return (rows[:, None] * width + cols[None, :]).flatten().unique().to(device)
 
 
+def distinctiveness(feat: Tensor, window: int) -> Tensor:
+    """How much each position differs from its neighbourhood: 1 - its mean cosine similarity
+    with the features of the ``window`` x ``window`` square around it.
+
+    Computed with one box filter over the normalised features (no similarity maps), so it is
+    cheap for every position. Near 0 inside a uniform region; high on edges, thin lines and
+    small objects, where a self-similarity map holds the most information (a cheap stand-in
+    for the entropy of the map, which QS-Attn uses to rank CUT's queries).
+
+    Args:
+        feat: (B, C, H, W) features.
+        window: side of the neighbourhood (odd sides centre it; clipped at the borders).
+
+    Returns:
+        (B, H*W) scores in [0, 2].
+    """
+    _check_feat(feat)
+    if window < 1:
+        raise ValueError(f"window must be >= 1; got {window}")
+    unit = normalize_features(feat, "cosine")
+    size = min(window, feat.shape[2], feat.shape[3]) | 1  # odd, so that it is centred
+    mean = _box_mean(unit, size // 2)
+    return (1.0 - (unit * mean).sum(1)).flatten(1)
+
+
+def _box_mean(x: Tensor, radius: int) -> Tensor:
+    """Mean of ``x`` (B, C, H, W) over the (2 radius + 1)^2 square around each position,
+    clipped at the borders (as ``avg_pool2d`` with ``count_include_pad=False``), from one
+    summed-area table: a cost independent of the window's size."""
+    _, _, H, W = x.shape
+    table = F.pad(x.cumsum(2).cumsum(3), (1, 0, 1, 0))  # (B, C, H + 1, W + 1)
+    rows, cols = torch.arange(H, device=x.device), torch.arange(W, device=x.device)
+    r0, r1 = (rows - radius).clamp(min=0), (rows + radius + 1).clamp(max=H)
+    c0, c1 = (cols - radius).clamp(min=0), (cols + radius + 1).clamp(max=W)
+    rows_diff = table.index_select(2, r1) - table.index_select(2, r0)  # (B, C, H, W + 1)
+    total = rows_diff.index_select(3, c1) - rows_diff.index_select(3, c0)
+    count = (r1 - r0)[:, None] * (c1 - c0)[None, :]
+    return total / count.to(x.dtype)
+
+
+def sample_structure_queries(
+    feat: Tensor, num: int, window: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Per-image query points drawn without replacement with probability proportional to
+    :func:`distinctiveness`, so that the points fall where the structure is.
+
+    Sampling uses the Gumbel top-k trick with noise drawn on the CPU from ``generator`` and
+    copied without blocking; the scores never leave the device, so nothing waits for it.
+
+    Args:
+        feat: (B, C, H, W) features of the images whose structure is to be kept.
+        num: points per image (at most H*W).
+        window: neighbourhood side of the score.
+        generator: CPU generator of the noise.
+
+    Returns:
+        (B, num) int64 flat indices, on ``feat``'s device.
+    """
+    B, _, H, W = feat.shape
+    num = min(num, H * W)
+    with torch.no_grad():
+        score = distinctiveness(feat.detach().float(), window).clamp_min(0) + 1e-6
+        uniform = torch.rand(B, H * W, generator=generator).clamp_(1e-12, 1.0 - 1e-7)
+        gumbel = -torch.log(-torch.log(uniform)).to(feat.device, non_blocking=True)
+        return (score.log() + gumbel).topk(num, dim=1).indices
+
+
 def _topk_mask(sim_tgt: Tensor) -> tuple[Tensor, int]:
     """Mask of the entries kept by the public code's top-quarter selection."""
     K = sim_tgt.shape[-1]
@@ -238,6 +323,7 @@ def compare_similarity(
     sim_other: Tensor | None = None,
     temperature: float = 0.07,
     smooth: bool = False,
+    mask: MaskKind = "target",
 ) -> Tensor:
     """Distance between two sets of self-similarity maps of the same query points.
 
@@ -258,6 +344,12 @@ def compare_similarity(
         temperature: InfoNCE temperature tau.
         smooth: use SmoothL1 (beta 1) instead of L1 in ``cos``/``l1``; the public code does so
             with its non-normalised (tanh) similarity.
+        mask: which entries ``cos``/``l1`` compare. ``"target"`` (the public code) keeps the top
+            quarter of the target map only: keys similar to the query in the target must be
+            similar in the source, but a region that is uniform in the source may be split in
+            the target for free (new structure hallucinated inside a flat area costs nothing).
+            ``"both"`` keeps the union of both maps' top quarters, which checks the two
+            directions; ``"none"`` compares whole maps.
 
     Returns:
         Scalar loss.
@@ -285,9 +377,16 @@ def compare_similarity(
             raise ValueError(f"temperature must be > 0; got {temperature}")
         return _info_nce(sim_src, sim_tgt, sim_other, temperature)
 
-    mask, k = _topk_mask(sim_tgt)
-    src = sim_src * mask
-    tgt = sim_tgt * mask
+    if mask not in MASK_KINDS:
+        raise ValueError(f"unknown mask {mask!r}; choose one of {MASK_KINDS}")
+    if mask == "none":
+        keep, k = torch.ones_like(sim_tgt, dtype=torch.bool), sim_tgt.shape[-1]
+    else:
+        keep, k = _topk_mask(sim_tgt)
+        if mask == "both":
+            keep = keep | _topk_mask(sim_src)[0]
+    src = sim_src * keep
+    tgt = sim_tgt * keep
     criterion = F.smooth_l1_loss if smooth else F.l1_loss
     if mode == "l1":
         scale = sim_src.shape[-1] / k

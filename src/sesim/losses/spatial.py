@@ -22,14 +22,17 @@ from torch import Tensor, nn
 from sesim.losses._precision import full_precision
 from sesim.losses.selfsim import (
     COMPARE_MODES,
+    MASK_KINDS,
     QUERY_STRATEGIES,
     SIM_KINDS,
     CompareMode,
+    MaskKind,
     QueryStrategy,
     SimKind,
     compare_similarity,
     pairwise_similarity,
     sample_queries,
+    sample_structure_queries,
     self_similarity,
 )
 
@@ -51,11 +54,16 @@ class SpatialLossConfig:
         variant: ``"local"`` (sampled queries, local window), ``"global"`` (every position is a
             query and a key; Table 3 row B), ``"pairwise"`` (STROTSS-style similarities among
             the sampled points only; row A).
-        query_strategy: ``"random"`` without replacement (the paper's choice) or ``"grid"``.
+        query_strategy: ``"random"`` without replacement (the paper's choice), ``"grid"``, or
+            ``"structure"``: half random, half drawn per image where the source features differ
+            most from their neighbourhood (edges, thin lines, small objects).
         learned: LSeSim: learned 1x1-conv heads on each layer, trained by :meth:`contrastive_loss`.
         temperature: InfoNCE temperature (eq. 3).
         smooth: SmoothL1 in ``cos``/``l1``; None follows the public code (SmoothL1 with tanh).
         head_init_gain: std of the heads' normal initialisation.
+        mask: entries compared by ``cos``/``l1``: ``"target"`` (the translation's top quarter,
+            the public code), ``"both"`` (the union of both maps' top quarters) or ``"none"``;
+            see :func:`~sesim.losses.selfsim.compare_similarity`.
     """
 
     mode: CompareMode = "cos"
@@ -68,6 +76,7 @@ class SpatialLossConfig:
     temperature: float = 0.07
     smooth: bool | None = None
     head_init_gain: float = 0.02
+    mask: MaskKind = "target"
 
     def __post_init__(self) -> None:
         if self.mode not in COMPARE_MODES:
@@ -80,6 +89,8 @@ class SpatialLossConfig:
             raise ValueError(
                 f"unknown query strategy {self.query_strategy!r}; choose one of {QUERY_STRATEGIES}"
             )
+        if self.mask not in MASK_KINDS:
+            raise ValueError(f"unknown mask {self.mask!r}; choose one of {MASK_KINDS}")
         if self.window is not None and self.window < 1:
             raise ValueError(f"window must be >= 1 or None; got {self.window}")
         if self.variant != "global" and self.num_queries < 1:
@@ -174,22 +185,33 @@ class SpatialCorrelativeLoss(nn.Module):
         """Query points for each layer, drawn from ``generator``.
 
         Args:
-            feats: per layer, (B, C_l, H_l, W_l) (only the sizes are used).
+            feats: per layer, (B, C_l, H_l, W_l) features of the images whose structure is to
+                be kept (only the sizes are used, except by the ``"structure"`` strategy).
             generator: CPU generator; None uses torch's global one.
 
         Returns:
-            Per layer, (N_l,) flat indices.
+            Per layer, (N_l,) flat indices shared by the batch, or (B, N_l) per-image indices
+            for the ``"structure"`` strategy: half of them drawn uniformly (shared), half drawn
+            per image where the features differ most from their neighbourhood
+            (:func:`~sesim.losses.selfsim.sample_structure_queries`).
         """
         cfg = self.config
         out = []
         for f in feats:
             h, w = f.shape[2], f.shape[3]
             num = 0 if cfg.variant == "global" else cfg.num_queries
-            out.append(
-                sample_queries(
-                    h, w, num, strategy=cfg.query_strategy, generator=generator, device=f.device
+            if cfg.query_strategy != "structure" or num <= 0 or num >= h * w:
+                strategy = "random" if cfg.query_strategy == "structure" else cfg.query_strategy
+                out.append(
+                    sample_queries(
+                        h, w, num, strategy=strategy, generator=generator, device=f.device
+                    )
                 )
-            )
+                continue
+            shared = sample_queries(h, w, num - num // 2, generator=generator, device=f.device)
+            window = cfg.window if cfg.window is not None else max(h, w)
+            own = sample_structure_queries(f, num // 2, window, generator)
+            out.append(torch.cat([shared.expand(f.shape[0], -1), own], dim=1))
         return out
 
     def maps(self, feat: Tensor, idx: Tensor) -> Tensor:
@@ -251,6 +273,7 @@ class SpatialCorrelativeLoss(nn.Module):
                     sim_other=sim_o if cfg.mode == "info" else None,
                     temperature=cfg.temperature,
                     smooth=cfg.use_smooth,
+                    mask=cfg.mask,
                 )
         return total / len(px)
 

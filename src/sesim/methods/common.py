@@ -70,6 +70,7 @@ class StepContext:
         autocast: a context factory for mixed precision.
         scaler: gradient scaler (fp16) or None.
         sync: averages gradients across ranks before each step (multi-process runs), or None.
+        step: the number of optimisation steps taken before this one (set by the loop).
     """
 
     cfg: TrainConfig
@@ -79,6 +80,7 @@ class StepContext:
     autocast: type[AbstractContextManager[None]] | None = None
     scaler: torch.amp.GradScaler | None = None
     sync: Callable[[list[nn.Parameter]], None] | None = None
+    step: int = 0
 
     def amp(self) -> AbstractContextManager[None]:
         return self.autocast() if self.autocast is not None else nullcontext()
@@ -103,7 +105,9 @@ class StepContext:
 def resnet_generator(cfg: TrainConfig, seed: int) -> ResnetGenerator:
     """The ResNet generator described by ``cfg.model``, initialised from ``seed``."""
     m = cfg.model
-    G = ResnetGenerator(3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias)
+    G = ResnetGenerator(
+        3, 3, m.ngf, m.n_blocks, norm=m.norm, antialias=m.antialias, n_downsampling=m.n_downsampling
+    )
     init_weights(G, m.init, m.init_gain, generator=torch.Generator().manual_seed(seed))
     return G
 

@@ -91,6 +91,51 @@ def build_optimizers(cfg: TrainConfig, nets: SesimNets) -> dict[str, torch.optim
     return opts
 
 
+def balanced_output_loss(
+    output: Tensor,
+    loss_gan: Tensor,
+    loss_struct: Tensor,
+    ratio: float,
+    scaler: torch.amp.GradScaler | None = None,
+    eps: float = 1e-12,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """A surrogate loss whose gradient at ``output`` is g_gan + w * g_struct, ||w g_struct|| =
+    ratio * ||g_gan||.
+
+    Both gradients are taken at the generator's output (one backward pass through D and one
+    through the feature extractor, as for the plain sum); the returned loss carries their
+    balanced sum back through the generator only. The weight is recomputed every step, so the
+    two terms keep the same share of the generator's update however their scales drift.
+
+    Args:
+        output: (B, 3, H, W) the generator's output, with its graph.
+        loss_gan: the generator's adversarial loss (scalar, from ``output``).
+        loss_struct: the structure loss (scalar, from ``output``).
+        ratio: r, the structure gradient's norm as a multiple of the GAN gradient's.
+        scaler: the fp16 gradient scaler, if any (gradients are taken of scaled losses).
+        eps: guards the division when the structure gradient vanishes.
+
+    Returns:
+        The surrogate loss (scalar) and detached logs: ``G_struct_w`` (w), ``grad_gan`` and
+        ``grad_struct`` (the unweighted norms at the output).
+    """
+    scale = scaler.get_scale() if scaler is not None else 1.0
+    g_gan, g_struct = (
+        torch.autograd.grad(loss * scale, output, retain_graph=True)[0]
+        for loss in (loss_gan, loss_struct)
+    )
+    n_gan, n_struct = g_gan.float().norm(), g_struct.float().norm()
+    w = ratio * n_gan / (n_struct + eps)
+    combined = (g_gan.float() + w * g_struct.float()) / scale
+    surrogate = (output.float() * combined.detach()).sum()
+    logs = {
+        "G_struct_w": w.detach(),
+        "grad_gan": (n_gan / scale).detach(),
+        "grad_struct": (n_struct / scale).detach(),
+    }
+    return surrogate, logs
+
+
 def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """One optimisation step of every network; returns detached losses for logging.
 
@@ -127,7 +172,14 @@ def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> d
     with ctx.amp():
         loss_gan = generator_loss(nets.D(fake_b), cfg.optim.gan_mode)
         loss_struct = nets.crit.structure_loss(feats_a, feats_fake, generator=ctx.generator)
-        loss_g = loss_gan + s.weight * loss_struct
+        gan_w = min(1.0, (ctx.step + 1) / s.gan_warmup) if s.gan_warmup > 0 else 1.0
+        if s.balance > 0:
+            loss_g, balance_logs = balanced_output_loss(
+                fake_b, gan_w * loss_gan, loss_struct, s.balance, ctx.scaler
+            )
+            logs.update(balance_logs)
+        else:
+            loss_g = gan_w * loss_gan + s.weight * loss_struct
         if s.identity_weight > 0 or s.identity_structure_weight > 0:
             idt_b = nets.G(real_b)
             if s.identity_weight > 0:

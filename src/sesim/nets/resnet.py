@@ -233,8 +233,9 @@ class ResnetGenerator(nn.Module):
     those same layers in this model's numbering (``(0, 4, 8, 12, 16)`` with anti-aliasing,
     ``(0, 4, 7, 10, 14)`` without), dropping the 5th block when ``n_blocks < 5``.
 
-    Input height and width must be multiples of ``ResnetGenerator.multiple`` (4): every size that
-    is, odd intermediate sizes included (e.g. 36 -> 18 -> 9), comes back at the input size.
+    Input height and width must be multiples of ``self.multiple`` (2 ** n_downsampling, 4 by
+    default): every size that is, odd intermediate sizes included (e.g. 36 -> 18 -> 9), comes
+    back at the input size.
 
     Args:
         in_channels: channels of the input image.
@@ -245,9 +246,10 @@ class ResnetGenerator(nn.Module):
         antialias: blur-pool downsampling and binomial transposed-conv upsampling (CUT's default);
             False uses strided convolutions and ConvTranspose2d.
         dropout: Dropout(0.5) inside the residual blocks.
+        n_downsampling: downsampling (and upsampling) steps; 2 as CycleGAN and CUT. Fewer keep
+            a finer grid for the residual blocks (thin structures of small images survive it);
+            inputs must be multiples of ``2 ** n_downsampling`` (``self.multiple``).
     """
-
-    multiple: int = 4
 
     def __init__(
         self,
@@ -258,11 +260,16 @@ class ResnetGenerator(nn.Module):
         norm: NormKind = "instance",
         antialias: bool = True,
         dropout: bool = False,
+        n_downsampling: int = 2,
     ) -> None:
         super().__init__()
         _check_norm(norm)
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        if n_downsampling < 0:
+            raise ValueError(f"n_downsampling must be >= 0, got {n_downsampling}")
+        self.multiple: int = 2**n_downsampling
+        self.n_downsampling = n_downsampling
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.ngf = ngf
@@ -285,7 +292,7 @@ class ResnetGenerator(nn.Module):
 
         down_convs: list[int] = []
         c = ngf
-        for _ in range(2):
+        for _ in range(n_downsampling):
             down_convs.append(len(layers))
             if antialias:
                 add(nn.Conv2d(c, 2 * c, kernel_size=3, stride=1, padding=1, bias=bias), 2 * c)
@@ -302,7 +309,7 @@ class ResnetGenerator(nn.Module):
         for _ in range(n_blocks):
             add(ResnetBlock(c, norm, dropout, bias), c)
 
-        for _ in range(2):
+        for _ in range(n_downsampling):
             if antialias:
                 add(BlurUpsample(c), c)
                 add(nn.Conv2d(c, c // 2, kernel_size=3, stride=1, padding=1, bias=bias), c // 2)
@@ -323,7 +330,7 @@ class ResnetGenerator(nn.Module):
 
         self.model = nn.Sequential(*layers)
         self._layer_channels: tuple[int, ...] = tuple(channels)
-        nce = [0, down_convs[0], down_convs[1], first_block, first_block + 4]
+        nce = [0, *down_convs, first_block, first_block + 4]
         self._default_nce_layers: tuple[int, ...] = tuple(
             i for i in nce if i < first_block + n_blocks
         )

@@ -1,0 +1,106 @@
+"""Training options that docs/structure.md measured at small sizes: the generator's
+downsampling depth, the identity warm-up, gradient balancing and the GAN warm-up."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sesim.config import preset, validate
+from sesim.data.synthetic import write_synthetic_dataset
+from sesim.devices import Dist
+from sesim.errors import UserError
+from sesim.nets.resnet import ResnetGenerator
+from sesim.runs import load_checkpoint
+from sesim.train import identity_warmup, train
+
+# ---------------------------------------------------------------------------------------------
+# Generator depth and warm-ups.
+
+
+def test_validate_refuses_bad_depth_and_warmups() -> None:
+    base = preset("tiny")
+    with pytest.raises(UserError, match="n_downsampling"):
+        validate(replace(base, model=replace(base.model, n_downsampling=5)))
+    deep = replace(base, model=replace(base.model, n_downsampling=3))
+    with pytest.raises(UserError, match="multiple of 8"):
+        validate(replace(deep, data=replace(base.data, crop_size=60)))
+    validate(deep)  # 64 is a multiple of 8
+    with pytest.raises(UserError, match="identity_warmup"):
+        validate(replace(base, optim=replace(base.optim, identity_warmup=-1)))
+    with pytest.raises(UserError, match="balance"):
+        validate(replace(base, structure=replace(base.structure, balance=-1.0)))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("structure") / "ds"
+    write_synthetic_dataset(root, n=8, size=32, seed=0, task="layout", n_test=2)
+    return root
+
+
+def _small(data: Path, steps: int = 2, **structure: object) -> object:
+    cfg = preset("tiny")
+    return validate(
+        replace(
+            cfg,
+            steps=steps,
+            batch=2,
+            save_every=steps,
+            log_every=1,
+            sample_every=steps,
+            num_samples=2,
+            device="cpu",
+            data=replace(cfg.data, root=str(data), load_size=36, crop_size=32, workers=0),
+            model=replace(cfg.model, ngf=8, ndf=8, n_blocks=1),
+            structure=replace(
+                cfg.structure,
+                vgg_weights="random",
+                loss=replace(cfg.structure.loss, num_queries=16),
+                **structure,  # type: ignore[arg-type]
+            ),
+            optim=replace(cfg.optim, identity_warmup=0),
+        )
+    )
+
+
+def load_image(path: Path, size: int) -> torch.Tensor:
+    """(3, size, size) in [-1, 1]."""
+    img = Image.open(path).convert("RGB").resize((size, size))
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def test_identity_warmup_makes_the_generator_reproduce_its_input(dataset: Path) -> None:
+    cfg = _small(dataset)
+    cfg = replace(cfg, optim=replace(cfg.optim, lr=2e-3))  # type: ignore[arg-type]
+    G = ResnetGenerator(3, 3, 8, 1, n_downsampling=1, antialias=False)
+    files = (
+        sorted((dataset / "trainA").glob("*.png"))[:2]
+        + sorted((dataset / "trainB").glob("*.png"))[:2]
+    )
+    x = torch.stack([load_image(f, 32) for f in files])
+    before = F.l1_loss(G(x), x).item()
+    cfg = replace(cfg, optim=replace(cfg.optim, identity_warmup=60))  # type: ignore[attr-defined]
+    identity_warmup(G, cfg, torch.device("cpu"), Dist())  # type: ignore[arg-type]
+    after = F.l1_loss(G(x), x).item()
+    assert after < 0.5 * before
+
+
+def test_balance_and_gan_warmup_train_and_log_the_weight(dataset: Path, tmp_path: Path) -> None:
+    cfg = _small(dataset, steps=3, balance=1.0, gan_warmup=2)
+    cfg = replace(cfg, optim=replace(cfg.optim, identity_warmup=2))  # type: ignore[attr-defined]
+    final = train(cfg, tmp_path / "run", quiet=True)  # type: ignore[arg-type]
+    assert load_checkpoint(final)["step"] == 3
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"loss/G_struct_w", "loss/grad_gan", "loss/grad_struct"} <= set(tags)
+    weights = [e.value for e in events.Scalars("loss/G_struct_w")]
+    assert len(weights) == 3 and all(w > 0 for w in weights)
