@@ -23,7 +23,7 @@ needed; ``--vgg-weights PATH`` repeats them with any VGG16 state dict):
 Prints one table per measurement and a JSON document (also written to ``--out``).
 
     python benchmarks/structure_diagnosis.py [--tasks layout,shapes,maps] [--n 48]
-        [--vgg-seeds 0,1,2] [--train-steps 300] [--out runs/structure-diagnosis]
+        [--vgg-seeds 0,1,2] [--train-steps 200] [--out runs/structure-diagnosis]
 """
 
 from __future__ import annotations
@@ -97,17 +97,19 @@ def static(
         "shift4": torch.roll(b, (4, 4), (2, 3)),
         "other": torch.roll(b, 1, 0),
     }
-    rows = []
-    for tap in TAPS:
-        per_seed: dict[str, list[float]] = {}
-        for seed in vgg_seeds:
-            vgg = VGG16Features((tap,), weights=weights, seed=seed)
-            with torch.no_grad():
-                fa = vgg(a)
-                feats = {k: vgg(v) for k, v in cands.items()}
-            side = fa[0].shape[-1]
-            crit = SpatialCorrelativeLoss(vgg.channels, loss_config(cfg, side, a.shape[-1]))
-            losses = {k: per_image_loss(crit, fa, v) for k, v in feats.items()}
+    per_tap: dict[str, dict[str, list[float]]] = {tap: {} for tap in TAPS}
+    sides: dict[str, int] = {}
+    for seed in vgg_seeds:
+        vgg = VGG16Features(TAPS, weights=weights, seed=seed)
+        with torch.no_grad():
+            fa_all = vgg(a)
+            feats_all = {k: vgg(v) for k, v in cands.items()}
+        for i, tap in enumerate(TAPS):
+            fa = [fa_all[i]]
+            side = sides[tap] = fa[0].shape[-1]
+            cfg_loss = loss_config(cfg, side, a.shape[-1])
+            crit = SpatialCorrelativeLoss((fa[0].shape[1],), cfg_loss)
+            losses = {k: per_image_loss(crit, fa, [v[i]]) for k, v in feats_all.items()}
             true = losses["true"]
             stats = {
                 **{f"loss_{k}": float(v.mean()) for k, v in losses.items()},
@@ -118,9 +120,11 @@ def static(
                 "p_true_lt_other": float((true < losses["other"]).float().mean()),
             }
             for k, v in stats.items():
-                per_seed.setdefault(k, []).append(v)
-        row: dict[str, Any] = {"task": data.task, "tap": tap, "side": side}
-        for k, v in per_seed.items():
+                per_tap[tap].setdefault(k, []).append(v)
+    rows = []
+    for tap in TAPS:
+        row: dict[str, Any] = {"task": data.task, "tap": tap, "side": sides[tap]}
+        for k, v in per_tap[tap].items():
             row[k] = statistics.fmean(v)
             row[f"{k}_se"] = statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else None
         rows.append(row)
@@ -225,13 +229,19 @@ def main() -> None:
     p.add_argument("--n", type=int, default=48, help="test images per measurement")
     p.add_argument("--vgg-seeds", default="0,1,2", help="random VGG initialisations to average")
     p.add_argument("--vgg-weights", default=None, help="a VGG16 state dict instead of random")
-    p.add_argument("--train-steps", type=int, default=300, help="steps of measurement 4 (0: skip)")
+    p.add_argument("--train-steps", type=int, default=200, help="steps of measurement 4 (0: skip)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
+    p.add_argument("--n-train", type=int, default=None, help="training images per domain")
+    p.add_argument("--n-test", type=int, default=None, help="test scenes (>= --n)")
     p.add_argument("--out", type=Path, default=Path("runs/structure-diagnosis"), help="folder")
     args = p.parse_args()
     torch.manual_seed(0)
     start = time.perf_counter()
     bench = replace(B.BENCH_PRESETS["quick"], size=args.size)
+    if args.n_train is not None:
+        bench = replace(bench, n_train=args.n_train)
+    if args.n_test is not None:
+        bench = replace(bench, n_test=args.n_test)
     tiny = B.run_config("fsesim", bench, Path("."), 0, "cpu", "random")
     seeds = [int(s) for s in args.vgg_seeds.split(",")]
     tasks = parse_list(args.tasks, list(TASKS), ["layout"], "task")

@@ -31,3 +31,33 @@ def test_functional_example_runs() -> None:
     exec(compile(blocks[0], "README.md", "exec"), scope)
     assert scope["s_x"].shape == (2, 256, 32 * 32)
     assert float(scope["loss"]) >= 0
+
+
+def test_small_image_example_builds_a_working_loss() -> None:
+    import warnings
+
+    import torch
+
+    from sesim.features import VGG16Features
+    from sesim.losses import SpatialCorrelativeLoss, SpatialLossConfig
+
+    blocks = [b for b in _python_blocks() if 'query_strategy="structure"' in b]
+    assert blocks, "the README lost its small-image example"
+    scope = {
+        "VGG16Features": VGG16Features,
+        "SpatialCorrelativeLoss": SpatialCorrelativeLoss,
+        "SpatialLossConfig": SpatialLossConfig,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random VGG weights (nothing cached in tests)
+        exec(compile(blocks[0], "README.md", "exec"), scope)
+    vgg, crit = scope["vgg"], scope["crit"]
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        feats = vgg(x)
+    assert [f.shape[-1] for f in feats] == [64, 32]
+    gen = torch.Generator().manual_seed(0)
+    same = float(crit.structure_loss(feats, feats, generator=gen))
+    shifted = [torch.roll(f, (4 // (64 // f.shape[-1]),) * 2, (2, 3)) for f in feats]
+    moved = float(crit.structure_loss(feats, shifted, generator=torch.Generator().manual_seed(0)))
+    assert same < 1e-6 < moved

@@ -88,3 +88,29 @@ def test_precision_quality_benchmark_toy_size(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0 and "==" not in proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["rows"] == doc["rows"]
+
+
+def test_structure_diagnosis_toy_size(tmp_path: Path) -> None:
+    toy = ["--tasks", "layout", "--size", "32", "--n", "4", "--n-train", "6", "--n-test", "4",
+           "--vgg-seeds", "0,1", "--train-steps", "2", "--out", str(tmp_path)]  # fmt: skip
+    out = _run("benchmarks/structure_diagnosis.py", *toy)
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert [r["tap"] for r in doc["static"]] == [
+        "relu1_2",
+        "relu2_2",
+        "relu3_1",
+        "relu4_1",
+        "relu4_3",
+    ]
+    sides = [r["side"] for r in doc["static"]]
+    assert sides == [32, 16, 8, 4, 4]
+    for row in doc["static"]:
+        assert 0 <= row["p_true_lt_shift4"] <= 1 and row["loss_true"] >= 0
+        assert row["p_true_lt_shift4_se"] is not None  # two VGG seeds
+    assert len(doc["spread"]) == 5 and all(r["arg_std"] > 0 for r in doc["spread"])
+    variants = {r["variant"] for r in doc["training"]}
+    assert len(variants) == 2
+    for r in doc["training"]:
+        assert r["grad_gan"] > 0 and r["grad_struct_weighted"] > 0
+    assert (tmp_path / "diagnosis.json").is_file()
+    assert "| relu1_2 |" in out
