@@ -52,11 +52,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from sesim.data.images import filter_images, list_images, load_rgb, to_pil, to_tensor
-from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.nets import Generator
 from sesim.nets.munit import MunitGenerator
-from sesim.runs import atomic_path, load_generator
+from sesim.runs import atomic_path
 
 __all__ = [
     "MIN_OVERLAP",
@@ -461,12 +460,15 @@ def translate_files(
     Raises:
         UserError: a missing run, input or style image, or options that do not fit the run.
     """
-    dev = resolve_device(device)
-    G, cfg, step = load_generator(run, checkpoint, dev)
-    multimodal = cfg.mode == "multimodal"
-    if not multimodal and (styles is not None or style_image is not None):
+    from sesim.translator import Translator  # the layer above: it wraps this module
+
+    if run is None and checkpoint is None:
+        raise UserError("give --run RUN_DIR or --checkpoint FILE")
+    translator = Translator.from_run(run, checkpoint, device)
+    mode = translator.config.mode
+    if not translator.multimodal and (styles is not None or style_image is not None):
         raise UserError(
-            f"--styles and --style-image need a multimodal run; this run's mode is {cfg.mode}"
+            f"--styles and --style-image need a multimodal run; this run's mode is {mode}"
         )
     if styles is not None and style_image is not None:
         raise UserError("give either --styles K (sampled styles) or --style-image FILE, not both")
@@ -474,6 +476,8 @@ def translate_files(
         raise UserError("--overlap needs --tile")
     if tile is not None and tile % 4:
         raise UserError(f"--tile must be a multiple of 4, got {tile}")
+    if tile is not None and translator.multimodal:
+        raise UserError("--tile is for single-modal runs; this run's mode is multimodal")
     if inputs.is_dir():
         paths = filter_images(list_images(inputs, "input images"), "input images")
     elif inputs.is_file():
@@ -484,26 +488,18 @@ def translate_files(
     if style_image is not None:
         if not style_image.is_file():
             raise UserError(f"style image {style_image} does not exist")
-        style = to_tensor(load_rgb(style_image)).unsqueeze(0).to(dev)
+        style = to_tensor(load_rgb(style_image)).unsqueeze(0)
 
     output.mkdir(parents=True, exist_ok=True)
     written = 0
     for path in tqdm(paths, desc="translate", unit="img", disable=quiet):
-        x = to_tensor(load_rgb(path)).unsqueeze(0).to(dev)
-        with torch.no_grad():
-            if multimodal:
-                if style is not None:
-                    outs = {"": translate_with_style(G, x, style)[0]}
-                else:
-                    g = torch.Generator().manual_seed(seed)
-                    k = styles or 1
-                    ys = translate_styles(G, x, k, g)[0]
-                    outs = {f"_style{i}" if styles else "": ys[i] for i in range(k)}
-            elif tile is not None:
-                outs = {"": translate_full(G, x, tile, overlap)[0]}
-            else:
-                outs = {"": translate_batch(G, x)[0]}
+        x = to_tensor(load_rgb(path)).unsqueeze(0)
+        if styles is not None:
+            ys = translator.styles_tensor(x, styles, seed)[0]
+            outs = {f"_style{i}": ys[i] for i in range(styles)}
+        else:
+            outs = {"": translator.translate_tensor(x, style, seed, tile, overlap)[0]}
         for suffix, y in outs.items():
             save_image(y.cpu(), output / f"{path.stem}{suffix}.png")
             written += 1
-    return written, step
+    return written, translator.step
