@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from sesim.errors import UserError
+from sesim.errors import UserError, did_you_mean
 from sesim.features.vgg import VGG16_LAYERS
 from sesim.losses.spatial import SpatialLossConfig
 
@@ -577,7 +577,10 @@ def preset(name: str) -> TrainConfig:
         UserError: for an unknown name (the message lists the known ones).
     """
     if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise UserError(
+            f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; choose one of: "
+            f"{', '.join(PRESETS)}"
+        )
     return PRESETS[name]()
 
 
@@ -618,7 +621,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         raise UserError(errors[0] if errors else f"{where}: bad value {value!r}")
     if origin is Literal:
         if value not in args:
-            raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}")
+            hint = did_you_mean(str(value), map(str, args))
+            raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}{hint}")
         return value
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else value
@@ -673,7 +677,8 @@ def update(cfg: Any, data: dict[str, Any], where: str = "") -> Any:
         path = f"{where}.{key}" if where else key
         if key not in names:
             raise UserError(
-                f"unknown config field {path!r}; known fields here: {', '.join(sorted(names))}"
+                f"unknown config field {path!r}{did_you_mean(key, names)}; known fields here: "
+                f"{', '.join(sorted(names))}"
             )
         current = getattr(cfg, key)
         if dataclasses.is_dataclass(current):

@@ -88,6 +88,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     ck.add_argument(
         "--data",
+        "--dataroot",
+        dest="data",
         type=Path,
         metavar="DIR",
         help="the run's dataset folder, when it has moved (default: the one it trained on)",

@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from sesim import __version__
 from sesim.cli import bench, data, demo, export, presets, serve, train, translate, viz
 from sesim.cli import eval as eval_command
 from sesim.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sesim",
         description="Structure-preserving unpaired image translation with the "
         "spatially-correlative loss (F/LSeSim, CVPR 2021).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"sesim {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:

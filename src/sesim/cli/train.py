@@ -20,6 +20,7 @@ from sesim.config import (
     update,
     validate,
 )
+from sesim.data.stream import check_data
 from sesim.errors import UserError
 from sesim.methods import get_method
 from sesim.runs import list_checkpoints
@@ -42,7 +43,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "(trainA/ trainB/ [testA/ testB/]). Every config field can be set with --set or a "
         "YAML file; the resolved config is printed and saved as RUN_DIR/config.yaml.",
     )
-    t.add_argument("--data", type=Path, help="dataset folder with trainA/ and trainB/")
+    t.add_argument(
+        "--data",
+        "--dataroot",
+        dest="data",
+        type=Path,
+        help="dataset folder with trainA/ and trainB/ (--dataroot: CycleGAN's name for it)",
+    )
     t.add_argument(
         "--preset",
         default=None,
@@ -233,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     cfg = resolve_train_config(args)
+    if cfg.data.root or cfg.mode == "single-image" or not args.dry_run:
+        check_data(cfg)  # a missing or empty folder fails before the config is printed
     main_process = os.environ.get("RANK", "0") == "0"
     if main_process:
         print("# resolved config")

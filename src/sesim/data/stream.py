@@ -113,6 +113,39 @@ def make_single_image_pair(cfg: TrainConfig) -> SingleImagePair:
     )
 
 
+def check_data(cfg: TrainConfig) -> None:
+    """Fail early on missing data: the training folders exist and list image files.
+
+    Lists the files without decoding them (training checks every file once later), so it is
+    cheap enough to run before anything is printed or written.
+
+    Args:
+        cfg: the run's config (``data.root``, or ``data.source``/``data.target`` for the
+            single-image mode).
+    Raises:
+        UserError: no dataset given, a missing folder or image, or a domain without images.
+    """
+    d = cfg.data
+    if cfg.mode == "single-image":
+        if not d.source or not d.target:
+            raise UserError("single-image mode needs --source IMAGE and --target IMAGE")
+        for flag, name in (("--source", d.source), ("--target", d.target)):
+            if not Path(name).is_file():
+                raise UserError(f"{flag} image {name} does not exist")
+        return
+    if not d.root:
+        raise UserError("no dataset given: pass --data DIR (a folder with trainA/ and trainB/)")
+    UnpairedDataset(
+        Path(d.root),
+        phase="train",
+        direction=d.direction,
+        load_size=d.load_size,
+        crop_size=d.crop_size,
+        preprocess=d.preprocess,
+        verify=False,
+    )
+
+
 def make_dataset(cfg: TrainConfig, phase: str = "train") -> UnpairedDataset:
     """The unpaired dataset described by ``cfg.data``."""
     d = cfg.data

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import cast
 
-from sesim.errors import UserError
+from sesim.errors import UserError, did_you_mean
 from sesim.methods import cut, cyclegan, munit, perceptual, singleimage
 from sesim.methods import sesim as sesim_recipe
 from sesim.methods.common import Method, StepContext
@@ -34,7 +34,10 @@ def get_method(name: str) -> Method:
         UserError: an unknown name (the message lists the known ones).
     """
     if name not in METHODS:
-        raise UserError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+        raise UserError(
+            f"unknown method {name!r}{did_you_mean(name, METHODS)}; choose one of: "
+            f"{', '.join(METHODS)}"
+        )
     return cast(Method, METHODS[name])
 
 
