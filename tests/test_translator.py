@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,38 @@ def test_multimodal_styles_match_sesim_translate(munit_run: Path, tmp_path: Path
     assert _png(a) == _png(b) and _png(a) != _png(t(image, seed=2))
     tensors = t.styles(to_tensor(Image.open(image)), 3, seed=0)
     assert len(tensors) == 3 and tensors[0].shape == (3, 32, 36)
+
+
+def test_from_pretrained_hub_id_from_an_offline_cache(
+    tiny_lsesim_run: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("huggingface_hub")
+    import shutil
+
+    from sesim.export import export_run
+
+    export_run(tmp_path / "export", "hf", run=tiny_lsesim_run)
+    # The cache layout huggingface_hub reads: refs/main names the snapshot folder.
+    repo = tmp_path / "hub" / "models--someone--tiny-zebra"
+    snapshot = repo / "snapshots" / "0123abcd"
+    shutil.copytree(tmp_path / "export", snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    image = tmp_path / "photo.png"
+    _photo(20, 24).save(image)
+    script = (
+        "import sys; from sesim import Translator\n"
+        "t = Translator.from_pretrained(sys.argv[1], device='cpu')\n"
+        "t(sys.argv[2]).save(sys.argv[3], format='PNG')\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    out = tmp_path / "out.png"
+    cmd = [sys.executable, "-c", script, "someone/tiny-zebra", str(image), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    local = Translator.from_pretrained(tmp_path / "export", device="cpu")
+    assert out.read_bytes() == _png(local(image))
+    # Not in the cache and offline: one clear error.
+    cmd[3] = "someone/missing"
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0 and "cannot get someone/missing" in proc.stderr
