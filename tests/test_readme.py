@@ -61,3 +61,29 @@ def test_small_image_example_builds_a_working_loss() -> None:
     shifted = [torch.roll(f, (4 // (64 // f.shape[-1]),) * 2, (2, 3)) for f in feats]
     moved = float(crit.structure_loss(feats, shifted, generator=torch.Generator().manual_seed(0)))
     assert same < 1e-6 < moved
+
+
+def test_translator_example_runs(
+    tiny_lsesim_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    blocks = [b for b in _python_blocks() if "Translator.from_run" in b]
+    assert blocks, "the README lost its Translator example"
+    assert len(blocks[0].strip().splitlines()) == 3  # "in three lines"
+    code = blocks[0].replace('"runs/h2z"', repr(str(tiny_lsesim_run)))
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 26, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "horse.jpg")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert Image.open(tmp_path / "zebra.png").size == (26, 30)
+
+
+def test_quick_start_stays_at_the_top() -> None:
+    text = README.read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S)
+    assert first_block is not None
+    lines = first_block.group(1).strip().splitlines()
+    assert [line.split("#")[0].strip() for line in lines] == ["make demo", "make test"]
+    assert "arxiv.org/abs/2104.00854" in text and "github.com/lyndonzheng/F-LSeSim" in text
