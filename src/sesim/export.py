@@ -28,6 +28,7 @@ return translations of the same shape and range; H and W must be multiples of th
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -42,8 +43,10 @@ import torch
 from torch import Tensor, nn
 
 from sesim.errors import UserError
+from sesim.nets.munit import MunitGenerator
+from sesim.pretrained import load_pretrained, save_pretrained
 from sesim.runs import atomic_path, load_generator
-from sesim.translate import multiple_of
+from sesim.translate import multiple_of, translate_styles
 
 ExportFormat = Literal["onnx", "pt2", "hf"]
 FORMATS: tuple[str, ...] = ("onnx", "pt2", "hf")
@@ -93,14 +96,12 @@ def _dynamic_shapes(G: nn.Module, dynamic: bool) -> dict[str, Any] | None:
     """``torch.export`` dynamic shapes: batch, height and width free, or None."""
     if not dynamic:
         return None
-    from torch.export import Dim
+    from torch.export import Dim  # slow to import: only when exporting
 
     return {_forward_arg_name(G): {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}}
 
 
 def _forward_arg_name(G: nn.Module) -> str:
-    import inspect
-
     params = [name for name in inspect.signature(G.forward).parameters if name != "self"]
     return params[0] if params else "x"
 
@@ -359,8 +360,6 @@ def export_generator(
 
 def _fixed_style(G: nn.Module) -> Runner:
     """``G`` as a deterministic function: multi-modal generators in one style drawn from seed 0."""
-    from sesim.nets.munit import MunitGenerator
-    from sesim.translate import translate_styles
 
     def run(x: Tensor) -> Tensor:
         with torch.no_grad():
@@ -402,8 +401,6 @@ def export_hf(
     Raises:
         UserError: a bad size, or a reloaded generator that differs.
     """
-    from sesim.pretrained import load_pretrained, save_pretrained
-
     G = G.cpu().eval()
     multiple = multiple_of(G, default=1)
     _check_size(size, multiple)

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sesim import __version__
 from sesim.config import TrainConfig, from_dict, to_dict
 from sesim.errors import UserError
 from sesim.methods import get_method
@@ -47,12 +50,6 @@ __all__ = [
     "resolve_pretrained",
     "save_pretrained",
 ]
-
-
-def _version() -> str:
-    from sesim import __version__
-
-    return __version__
 
 
 def _metrics_summary(run: Path | None) -> dict[str, Any] | None:
@@ -139,8 +136,6 @@ def save_pretrained(
     Returns:
         The three paths written.
     """
-    from safetensors.torch import save_file
-
     output.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in G.state_dict().items()}
     data_name = Path(cfg.data.root).name if cfg.data.root else ""
@@ -148,7 +143,7 @@ def save_pretrained(
     info: dict[str, Any] = {
         "format": PRETRAINED_FORMAT,
         "library": "sesim",
-        "sesim_version": _version(),
+        "sesim_version": __version__,
         "method": cfg.method,
         "mode": cfg.mode,
         "preset": cfg.preset,
@@ -227,9 +222,6 @@ def load_pretrained(
     Raises:
         UserError: a missing or foreign file, or weights that do not fit the config.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = resolve_pretrained(name)
     config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for path in (config_path, weights):

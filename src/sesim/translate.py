@@ -10,7 +10,9 @@ so any image size works:
   blended without seams (below);
 - :func:`translate_styles`, :func:`translate_random`, :func:`translate_with_style`: multi-modal
   (MUNIT) generators in sampled or example styles;
-- :func:`translate_files`: ``sesim translate``, a file or folder of images to PNGs.
+- :func:`save_image`: a translation to an image file, atomically. ``sesim translate`` (image
+  files and folders) is :func:`sesim.translator.translate_files`, through
+  :class:`sesim.translator.Translator`.
 
 Tiles. The single-image generator (`sesim.nets.stylegan2.StyleGAN2Generator`) is fully convolutional
 and has no instance normalisation (its convolutions are demodulated per filter, independently of
@@ -49,9 +51,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from sesim.data.images import filter_images, list_images, load_rgb, to_pil, to_tensor
+from sesim.data.images import to_pil
 from sesim.errors import UserError
 from sesim.nets import Generator
 from sesim.nets.munit import MunitGenerator
@@ -65,7 +66,6 @@ __all__ = [
     "save_image",
     "tile_starts",
     "translate_batch",
-    "translate_files",
     "translate_full",
     "translate_random",
     "translate_styles",
@@ -417,89 +417,3 @@ def save_image(t: Tensor, path: Path) -> None:
             img.save(f, format=fmt, quality=95)
         else:
             img.save(f, format=fmt)
-
-
-# ---------------------------------------------------------------------------------------------
-# Image files (``sesim translate``).
-
-
-def translate_files(
-    inputs: Path,
-    output: Path,
-    *,
-    run: Path | None = None,
-    checkpoint: Path | None = None,
-    device: str = "auto",
-    styles: int | None = None,
-    style_image: Path | None = None,
-    seed: int = 0,
-    tile: int | None = None,
-    overlap: int | None = None,
-    quiet: bool = False,
-) -> tuple[int, int]:
-    """Translate an image file or a folder of images with a run's generator; write PNGs.
-
-    Each image is translated at its own size (padded to the generator's multiple, cropped back)
-    and written as ``output/<stem>.png``; with ``styles`` K a multi-modal run writes
-    ``<stem>_style<i>.png`` for K style codes drawn from a generator seeded with ``seed``.
-
-    Args:
-        inputs: an image file or a folder of images.
-        output: the folder the PNGs go to (created).
-        run: a run folder (its newest checkpoint), or None with ``checkpoint``.
-        checkpoint: a checkpoint file.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        styles: multi-modal runs: K sampled styles per input.
-        style_image: multi-modal runs: take the style of this target-domain image.
-        seed: seed of the sampled styles.
-        tile: translate in overlapping tiles of this side (see :func:`translate_full`).
-        overlap: the tiles' overlap in pixels (default: :func:`default_overlap`).
-        quiet: no progress bar.
-    Returns:
-        ``(images written, the generator's training step)``.
-    Raises:
-        UserError: a missing run, input or style image, or options that do not fit the run.
-    """
-    from sesim.translator import Translator  # the layer above: it wraps this module
-
-    if run is None and checkpoint is None:
-        raise UserError("give --run RUN_DIR or --checkpoint FILE")
-    translator = Translator.from_run(run, checkpoint, device)
-    mode = translator.config.mode
-    if not translator.multimodal and (styles is not None or style_image is not None):
-        raise UserError(
-            f"--styles and --style-image need a multimodal run; this run's mode is {mode}"
-        )
-    if styles is not None and style_image is not None:
-        raise UserError("give either --styles K (sampled styles) or --style-image FILE, not both")
-    if overlap is not None and tile is None:
-        raise UserError("--overlap needs --tile")
-    if tile is not None and tile % 4:
-        raise UserError(f"--tile must be a multiple of 4, got {tile}")
-    if tile is not None and translator.multimodal:
-        raise UserError("--tile is for single-modal runs; this run's mode is multimodal")
-    if inputs.is_dir():
-        paths = filter_images(list_images(inputs, "input images"), "input images")
-    elif inputs.is_file():
-        paths = [inputs]
-    else:
-        raise UserError(f"input {inputs} does not exist; give an image file or a folder")
-    style = None
-    if style_image is not None:
-        if not style_image.is_file():
-            raise UserError(f"style image {style_image} does not exist")
-        style = to_tensor(load_rgb(style_image)).unsqueeze(0)
-
-    output.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for path in tqdm(paths, desc="translate", unit="img", disable=quiet):
-        x = to_tensor(load_rgb(path)).unsqueeze(0)
-        if styles is not None:
-            ys = translator.styles_tensor(x, styles, seed)[0]
-            outs = {f"_style{i}": ys[i] for i in range(styles)}
-        else:
-            outs = {"": translator.translate_tensor(x, style, seed, tile, overlap)[0]}
-        for suffix, y in outs.items():
-            save_image(y.cpu(), output / f"{path.stem}{suffix}.png")
-            written += 1
-    return written, translator.step

@@ -10,7 +10,7 @@ checkpoint or a given one) or from a folder written by ``sesim export --format h
 ``(H, W, 3)`` array or a ``(B, 3, H, W)`` float tensor in [-1, 1], returning the same kind
 (an image file gives a Pillow image). Scaling to [-1, 1], padding to the generator's size
 multiple and cropping back are done by :mod:`sesim.translate`, which ``sesim translate`` also
-goes through, so both give the same pixels.
+goes through (:func:`translate_files`), so both give the same pixels.
 """
 
 from __future__ import annotations
@@ -22,21 +22,24 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from sesim.config import TrainConfig
-from sesim.data.images import load_rgb, to_pil, to_tensor
+from sesim.data.images import filter_images, list_images, load_rgb, to_pil, to_tensor
 from sesim.devices import resolve_device
 from sesim.errors import UserError
+from sesim.pretrained import load_pretrained
 from sesim.runs import load_generator
 from sesim.translate import (
     multiple_of,
+    save_image,
     translate_batch,
     translate_full,
     translate_styles,
     translate_with_style,
 )
 
-__all__ = ["ImageLike", "Translator"]
+__all__ = ["ImageLike", "Translator", "translate_files"]
 
 ImageLike = Image.Image | str | Path | np.ndarray | Tensor
 """What a :class:`Translator` accepts: a Pillow image, an image file, a uint8 (H, W, 3) array
@@ -111,8 +114,6 @@ class Translator:
         Raises:
             UserError: a missing or foreign folder.
         """
-        from sesim.pretrained import load_pretrained
-
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         G, cfg, step = load_pretrained(name, dev)
         return cls(G, cfg, step)
@@ -298,3 +299,87 @@ class Translator:
             f"Translator({self.config.method}/{self.config.mode}, preset={self.config.preset!r}, "
             f"step={self.step}, device={self.device})"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Image files (``sesim translate``).
+
+
+def translate_files(
+    inputs: Path,
+    output: Path,
+    *,
+    run: Path | None = None,
+    checkpoint: Path | None = None,
+    device: str = "auto",
+    styles: int | None = None,
+    style_image: Path | None = None,
+    seed: int = 0,
+    tile: int | None = None,
+    overlap: int | None = None,
+    quiet: bool = False,
+) -> tuple[int, int]:
+    """Translate an image file or a folder of images with a run's generator; write PNGs.
+
+    Each image is translated at its own size (padded to the generator's multiple, cropped back)
+    and written as ``output/<stem>.png``; with ``styles`` K a multi-modal run writes
+    ``<stem>_style<i>.png`` for K style codes drawn from a generator seeded with ``seed``.
+
+    Args:
+        inputs: an image file or a folder of images.
+        output: the folder the PNGs go to (created).
+        run: a run folder (its newest checkpoint), or None with ``checkpoint``.
+        checkpoint: a checkpoint file.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        styles: multi-modal runs: K sampled styles per input.
+        style_image: multi-modal runs: take the style of this target-domain image.
+        seed: seed of the sampled styles.
+        tile: translate in overlapping tiles of this side (see :func:`translate_full`).
+        overlap: the tiles' overlap in pixels (default: :func:`default_overlap`).
+        quiet: no progress bar.
+    Returns:
+        ``(images written, the generator's training step)``.
+    Raises:
+        UserError: a missing run, input or style image, or options that do not fit the run.
+    """
+    if run is None and checkpoint is None:
+        raise UserError("give --run RUN_DIR or --checkpoint FILE")
+    translator = Translator.from_run(run, checkpoint, device)
+    mode = translator.config.mode
+    if not translator.multimodal and (styles is not None or style_image is not None):
+        raise UserError(
+            f"--styles and --style-image need a multimodal run; this run's mode is {mode}"
+        )
+    if styles is not None and style_image is not None:
+        raise UserError("give either --styles K (sampled styles) or --style-image FILE, not both")
+    if overlap is not None and tile is None:
+        raise UserError("--overlap needs --tile")
+    if tile is not None and tile % 4:
+        raise UserError(f"--tile must be a multiple of 4, got {tile}")
+    if tile is not None and translator.multimodal:
+        raise UserError("--tile is for single-modal runs; this run's mode is multimodal")
+    if inputs.is_dir():
+        paths = filter_images(list_images(inputs, "input images"), "input images")
+    elif inputs.is_file():
+        paths = [inputs]
+    else:
+        raise UserError(f"input {inputs} does not exist; give an image file or a folder")
+    style = None
+    if style_image is not None:
+        if not style_image.is_file():
+            raise UserError(f"style image {style_image} does not exist")
+        style = to_tensor(load_rgb(style_image)).unsqueeze(0)
+
+    output.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for path in tqdm(paths, desc="translate", unit="img", disable=quiet):
+        x = to_tensor(load_rgb(path)).unsqueeze(0)
+        if styles is not None:
+            ys = translator.styles_tensor(x, styles, seed)[0]
+            outs = {f"_style{i}": ys[i] for i in range(styles)}
+        else:
+            outs = {"": translator.translate_tensor(x, style, seed, tile, overlap)[0]}
+        for suffix, y in outs.items():
+            save_image(y.cpu(), output / f"{path.stem}{suffix}.png")
+            written += 1
+    return written, translator.step

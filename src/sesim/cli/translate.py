@@ -1,4 +1,4 @@
-"""``sesim translate``: a file or folder of images -> :func:`sesim.translate.translate_files`."""
+"""``sesim translate``: a file or folder of images -> :func:`sesim.translator.translate_files`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sesim.cli.common import nonneg_int, positive_int
-from sesim.translate import translate_files
+from sesim.translator import translate_files
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
