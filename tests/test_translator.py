@@ -154,3 +154,15 @@ def test_from_pretrained_hub_id_from_an_offline_cache(
     cmd[3] = "someone/missing"
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0 and "cannot get someone/missing" in proc.stderr
+
+
+def test_multimodal_hf_export_reloads_with_the_same_styles(munit_run: Path, tmp_path: Path) -> None:
+    from sesim.export import export_run
+
+    checks, step, _ = export_run(tmp_path / "mm", "hf", run=munit_run)
+    assert all(c.max_abs_diff == 0.0 for c in checks)
+    loaded = Translator.from_pretrained(tmp_path / "mm", device="cpu")
+    original = Translator.from_run(munit_run, device="cpu")
+    assert loaded.multimodal and loaded.step == step
+    image = _photo(32, 40, seed=6)
+    assert _png(loaded(image, seed=3)) == _png(original(image, seed=3))
