@@ -167,26 +167,27 @@ def test_onnx_fixed_size_and_tolerance(generator: ResnetGenerator, tmp_path: Pat
 def test_export_command_hf_and_from_pretrained(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import shutil
+
     from safetensors import safe_open
 
     from sesim import Translator
 
-    (run_dir / "eval").mkdir(exist_ok=True)
+    run = tmp_path / "run"  # a copy: the shared run stays as it is
+    shutil.copytree(run_dir, run)
+    (run / "eval").mkdir()
     metrics = {"last": {"step": 2, "values": {"fid": 123.4, "kid": 0.05}}}
-    (run_dir / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     out = tmp_path / "model"
-    args = _parse(["export", "--run", str(run_dir), "--format", "hf", "--output", str(out)])
-    try:
-        assert args.func(args) == 0
-    finally:
-        (run_dir / "eval" / "metrics.json").unlink()
+    args = _parse(["export", "--run", str(run), "--format", "hf", "--output", str(out)])
+    assert args.func(args) == 0
     assert "any size" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md",
         "config.json",
         "model.safetensors",
     ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "run"]  # no staging left
 
     # Weights: the generator's tensors only, no discriminator or heads.
     G, cfg, _ = load_generator(run_dir, None, torch.device("cpu"))
