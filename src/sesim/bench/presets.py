@@ -226,6 +226,8 @@ def run_config(
         precision=precision,
         save_every=min(bench.steps, 1000),
         keep_last=1,
+        snapshot_every=0,
+        snapshot_every_epochs=0,
         log_every=min(50, bench.steps),
         sample_every=bench.steps,
         num_samples=4,
