@@ -237,6 +237,12 @@ class BaselineConfig:
         nce_temperature: PatchNCE temperature (CUT's ``--nce_T``).
         nce_mlp_channels: output width of CUT's projection MLPs (``--netF_nc``).
         perceptual_weight: weight of the VGG-feature L1 between input and translation.
+        distance_weight: DistanceGAN's weight on its distance terms (``--lambda_distance_A``).
+        distance_self: DistanceGAN's self-distance term between the top and bottom halves of
+            each image (the pair term is added whenever a batch holds two images or more).
+        gc_weight: GcGAN's weight on geometry consistency (``lambda_AB * lambda_gc`` = 20).
+        gc_identity: GcGAN's identity weight (``lambda_AB * identity`` = 10 * 0.5; 0 = off).
+        gc_geometry: GcGAN's transform: ``rot`` (90 degrees, its default) or ``vf``.
     """
 
     cycle_weight: float = 10.0
@@ -248,6 +254,11 @@ class BaselineConfig:
     nce_temperature: float = 0.07
     nce_mlp_channels: int = 256
     perceptual_weight: float = 10.0
+    distance_weight: float = 1.0
+    distance_self: bool = True
+    gc_weight: float = 20.0
+    gc_identity: float = 5.0
+    gc_geometry: Literal["rot", "vf"] = "rot"
 
 
 @dataclass(frozen=True)
@@ -511,6 +522,25 @@ def _perceptual() -> TrainConfig:
     return _baseline("perceptual", "perceptual", perceptual_weight=10.0)
 
 
+def _distancegan() -> TrainConfig:
+    """One-sided DistanceGAN (Benaim & Wolf 2017; source: its public code,
+    ``distance_gan_model.py``): GAN + weight 1 on standardised distance preservation, between
+    the images of a batch (batch >= 2) and between each image's top and bottom halves.
+    Departures: running mean/std of the distances instead of a 900-image estimate before
+    training; both terms summed (the public code takes one); networks, data, ``optim`` and
+    200 + 200 epochs as ``fsesim``."""
+    return _baseline("distancegan", "distancegan", distance_weight=1.0, distance_self=True)
+
+
+def _gcgan() -> TrainConfig:
+    """One-sided GcGAN (Fu et al. 2019; source: its public code, ``gc_gan_share_model.py``):
+    one generator for x and its 90-degree rotation, a second PatchGAN for the rotated branch,
+    geometry consistency L1 weight 20 (lambda_AB 10 x lambda_gc 2), identity L1 weight 5.
+    Departures: D is updated before G; networks, data, ``optim`` (GcGAN: lr 2e-4) and
+    200 + 200 epochs as ``fsesim``."""
+    return _baseline("gcgan", "gcgan", gc_weight=20.0, gc_identity=5.0, gc_geometry="rot")
+
+
 def _tiny_baseline(name: str, paper: Callable[[], TrainConfig]) -> Callable[[], TrainConfig]:
     """The ``tiny`` CPU preset trained with a baseline recipe and its paper preset's settings."""
 
@@ -691,10 +721,14 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "cut": _cut,
     "fastcut": _fastcut,
     "perceptual": _perceptual,
+    "distancegan": _distancegan,
+    "gcgan": _gcgan,
     "tiny-cyclegan": _tiny_baseline("tiny-cyclegan", _cyclegan),
     "tiny-cut": _tiny_baseline("tiny-cut", _cut),
     "tiny-fastcut": _tiny_baseline("tiny-fastcut", _fastcut),
     "tiny-perceptual": _tiny_baseline("tiny-perceptual", _perceptual),
+    "tiny-distancegan": _tiny_baseline("tiny-distancegan", _distancegan),
+    "tiny-gcgan": _tiny_baseline("tiny-gcgan", _gcgan),
     "munit-fsesim": _munit_fsesim,
     "munit-lsesim": _munit_lsesim,
     **{f"munit-table3-{r}": _munit_table3(r) for r in "ABCDEF"},

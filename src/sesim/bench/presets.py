@@ -81,13 +81,24 @@ BENCH_METHODS: dict[str, str] = {
     "cut": "tiny-cut",
     "fastcut": "tiny-fastcut",
     "perceptual": "tiny-perceptual",
+    "distancegan": "tiny-distancegan",
+    "gcgan": "tiny-gcgan",
     **{f"table3-{row}": f"table3-{row}" for row in "ABCDEF"},
 }
 
 ALL_METHODS: tuple[str, ...] = tuple(BENCH_METHODS)
 
 #: The rows trained by default: F/LSeSim and the baselines (the Table 3 rows on request).
-MAIN_METHODS: tuple[str, ...] = ("fsesim", "lsesim", "cyclegan", "cut", "fastcut", "perceptual")
+MAIN_METHODS: tuple[str, ...] = (
+    "fsesim",
+    "lsesim",
+    "cyclegan",
+    "cut",
+    "fastcut",
+    "perceptual",
+    "distancegan",
+    "gcgan",
+)
 
 BENCH_PRESETS: dict[str, BenchPreset] = {
     "quick": BenchPreset(

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import cast
 
 from sesim.errors import UserError
-from sesim.methods import cut, cyclegan, munit, perceptual, singleimage
+from sesim.methods import cut, cyclegan, distancegan, gcgan, munit, perceptual, singleimage
 from sesim.methods import sesim as sesim_recipe
 from sesim.methods.common import Method, StepContext
 
@@ -22,6 +22,8 @@ METHODS: dict[str, ModuleType] = {
     "cut": cut,
     "fastcut": cut,
     "perceptual": perceptual,
+    "distancegan": distancegan,
+    "gcgan": gcgan,
     "munit": munit,
     "singleimage": singleimage,
 }
