@@ -150,6 +150,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "cached as OUT/segmenter.pt and reused while the dataset and settings match",
     )
     m.add_argument(
+        "--seg-size",
+        default="128x256",
+        metavar="HxW",
+        help="with --seg-weights: the size translations (bilinear) and label maps (nearest) "
+        "are resized to before DRN-D-22; 128x256 (default) is CUT's Cityscapes protocol, "
+        "which the paper follows; 'native' keeps their size",
+    )
+    m.add_argument(
         "--nearest-k",
         type=positive_int,
         default=DEFAULT_NEAREST_K,

@@ -131,6 +131,8 @@ class EvalOptions:
         seg_weights: the Cityscapes DRN-D-22 weights (instead of a small segmenter).
         seg_labels: label maps of the test inputs.
         seg_steps: training steps of the small segmenter.
+        seg_size: ``HxW`` the translations are resized to before DRN-D-22 (``128x256``, CUT's
+            protocol), or ``native``.
         nearest_k: k of density/coverage.
         rounds: multi-modal runs: R rounds of (up to) 100 inputs in fresh styles; FID mean and
             std over the rounds, density/coverage once over the R x 100 outputs, LPIPS over
@@ -156,6 +158,7 @@ class EvalOptions:
     seg_weights: Path | None = None
     seg_labels: Path | None = None
     seg_steps: int = DEFAULT_SEG_STEPS
+    seg_size: str = "128x256"
     nearest_k: int = DEFAULT_NEAREST_K
     rounds: int = 19
     max_images: int | None = None
@@ -222,6 +225,20 @@ def parse_metrics(text: str) -> list[str]:
     if not names:
         raise UserError(f"--metrics names no metric; choose from {', '.join(METRICS)}")
     return names
+
+
+def parse_seg_size(text: str) -> tuple[int, int] | None:
+    """``"128x256"`` -> (128, 256) (height x width); ``"native"`` -> None (no resize)."""
+    if text.strip().lower() == "native":
+        return None
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--seg-size takes HxW such as 128x256, or native; got {text!r}") from None
+    if h < 1 or w < 1:
+        raise UserError(f"--seg-size must be positive, got {text!r}")
+    return h, w
 
 
 def _select_checkpoints(
@@ -500,6 +517,19 @@ def _setup_segmentation(
         drn = load_drn_d_22(opts.seg_weights)
         scorer.segmenter = drn.to(scorer.device)
         scorer.num_classes = drn.num_classes
+        scorer.seg_size = parse_seg_size(opts.seg_size)
+        where = (
+            "at their own size"
+            if scorer.seg_size is None
+            else f"resized to {scorer.seg_size[0]}x{scorer.seg_size[1]} (HxW; CUT's protocol)"
+        )
+        notice(
+            f"seg: DRN-D-22 from {opts.seg_weights} labels the translations {where}. The "
+            "paper's Cityscapes numbers come from a DRN-D-22 trained at 128x256 (CUT's "
+            "evaluation); sesim cannot check which weights it was given, and the public "
+            "drn_d_22_cityscapes.pth of the drn repository was trained at full resolution, so "
+            "with it the scores are not comparable to the paper's"
+        )
         return
     if test.labels is None:
         notice(
