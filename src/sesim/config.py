@@ -243,6 +243,10 @@ class BaselineConfig:
         gc_weight: GcGAN's weight on geometry consistency (``lambda_AB * lambda_gc`` = 20).
         gc_identity: GcGAN's identity weight (``lambda_AB * identity`` = 10 * 0.5; 0 = off).
         gc_geometry: GcGAN's transform: ``rot`` (90 degrees, its default) or ``vf``.
+        munit_recon_x_weight: two-sided MUNIT's image reconstruction weight (``recon_x_w``).
+        munit_recon_c_weight: its content reconstruction weight (``recon_c_w``).
+        munit_recon_s_weight: its style reconstruction weight (``recon_s_w``).
+        munit_cycle_weight: its style-augmented cycle weight (``recon_x_cyc_w``; 0 = off).
     """
 
     cycle_weight: float = 10.0
@@ -259,6 +263,10 @@ class BaselineConfig:
     gc_weight: float = 20.0
     gc_identity: float = 5.0
     gc_geometry: Literal["rot", "vf"] = "rot"
+    munit_recon_x_weight: float = 10.0
+    munit_recon_c_weight: float = 1.0
+    munit_recon_s_weight: float = 1.0
+    munit_cycle_weight: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -626,6 +634,34 @@ _munit_fsesim.__doc__ = (_munit_fsesim.__doc__ or "") + " " + _MUNIT_DOC
 _munit_lsesim.__doc__ = (_munit_lsesim.__doc__ or "") + " " + _MUNIT_DOC
 
 
+def _munit_cycle() -> TrainConfig:
+    """Two-sided MUNIT (Huang et al. 2018; source: its public code and
+    ``configs/edges2handbags_folder.yaml``), the multi-modal baseline of Tables 1-2: one
+    autoencoder per domain, two multi-scale discriminators, GAN + image (10), content (1) and
+    style (1) reconstruction + the style-augmented cycle (10; that config sets 0, others 10);
+    MUNIT's trainer (1M iterations, Adam 1e-4, weight decay 1e-4, lr halved every 100k, 256
+    load and crop); no structure loss."""
+    base = _munit_trainer(_fsesim())
+    return replace(
+        base,
+        preset="munit-cycle",
+        method="munit-cycle",
+        munit=replace(base.munit, style_encoder=True),
+    )
+
+
+def _tiny_munit_cycle() -> TrainConfig:
+    """CPU variant of ``munit-cycle``: the ``munit-tiny`` networks, data and schedule with the
+    two-sided MUNIT recipe."""
+    tiny = _munit_tiny()
+    return replace(
+        tiny,
+        preset="tiny-munit-cycle",
+        method="munit-cycle",
+        baseline=_munit_cycle().baseline,
+    )
+
+
 def _munit_tiny() -> TrainConfig:
     """CPU multi-modal preset: the ``tiny`` data, window and schedule with small MUNIT networks
     (dim 16, 2 residual blocks, MLP 64, 2-scale discriminator of 3 layers). It keeps the
@@ -733,6 +769,8 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "munit-lsesim": _munit_lsesim,
     **{f"munit-table3-{r}": _munit_table3(r) for r in "ABCDEF"},
     "munit-tiny": _munit_tiny,
+    "munit-cycle": _munit_cycle,
+    "tiny-munit-cycle": _tiny_munit_cycle,
     "tiny-munit": _munit_tiny,
     "single-image": _single_image,
     "single-image-tiny": _single_image_tiny,

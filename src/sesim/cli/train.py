@@ -64,7 +64,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--method",
-        help="training recipe: sesim (default), cyclegan, cut, fastcut or perceptual",
+        help="training recipe: sesim (default), cyclegan, cut, fastcut, perceptual, "
+        "distancegan, gcgan; multimodal: munit, munit-cycle",
     )
     t.add_argument(
         "--steps",

@@ -11,7 +11,16 @@ from types import ModuleType
 from typing import cast
 
 from sesim.errors import UserError
-from sesim.methods import cut, cyclegan, distancegan, gcgan, munit, perceptual, singleimage
+from sesim.methods import (
+    cut,
+    cyclegan,
+    distancegan,
+    gcgan,
+    munit,
+    munit_cycle,
+    perceptual,
+    singleimage,
+)
 from sesim.methods import sesim as sesim_recipe
 from sesim.methods.common import Method, StepContext
 
@@ -25,6 +34,7 @@ METHODS: dict[str, ModuleType] = {
     "distancegan": distancegan,
     "gcgan": gcgan,
     "munit": munit,
+    "munit-cycle": munit_cycle,
     "singleimage": singleimage,
 }
 
