@@ -944,6 +944,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             f"steps must be >= 1 (or 0 with epochs + epochs_decay >= 1), got {cfg.steps}",
         ),
         (
+            cfg.mode != "single-image" or cfg.steps >= 1,
+            "single-image mode counts steps (it has no epochs): give steps >= 1",
+        ),
+        (
             cfg.epochs >= 0 and cfg.epochs_decay >= 0,
             f"epochs and epochs_decay must be >= 0, got {cfg.epochs} and {cfg.epochs_decay}",
         ),

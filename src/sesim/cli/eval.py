@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="score a run's checkpoints (or two image folders) with FID, KID, LPIPS, "
         "density/coverage and segmentation",
         description=textwrap.fill(
-            "Score translations. With --run, every saved checkpoint (or every K-th, or chosen "
+            "Score translations. With --run, every saved generator (the never-pruned "
+            "snapshots and the last checkpoints, one row per step; or every K-th, or chosen "
             "steps) translates the run's test inputs (testA/, testB/ for BtoA runs) at their "
             "own size and is scored against the real target-domain test images; OUT gets "
             "metrics.json, metrics.csv and one PNG per metric over training, and a table of the "
@@ -84,7 +85,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="a held-out dataset in the CycleGAN layout (testA/ testB/ [labels/]) used only "
         "to choose the best checkpoint; the numbers reported stay those of the run's test "
-        "set. Without it the best checkpoint is chosen on the test set, and the table says so",
+        "set. Without it the best checkpoint is chosen on the test set (the paper's protocol: "
+        "the best FID over the generators saved every 10 epochs), and the table says so",
     )
     ck.add_argument(
         "--data",
