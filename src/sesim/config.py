@@ -4,11 +4,20 @@ A run is described by one :class:`TrainConfig`. Presets are functions returning 
 CLI only maps flags, ``--set section.field=value`` pairs or a YAML file onto one, validates it
 early, prints it and saves it beside the run (``config.yaml``).
 
-The paper presets follow the authors' public code (``scripts/train_sc.sh``; see
-``shared/reference/public-defaults.md``). One departure applies to all of them: the public code
-counts epochs (200 constant + 200 decaying over horse2zebra's 1,067 images, about 427k
-iterations at batch 1); sesim counts optimisation steps, 400k by default, with the learning rate
-constant for the first half and decaying linearly to zero over the second.
+The paper presets follow one of two sources, and each preset's docstring says which: the
+authors' public code (``scripts/train_sc.sh``; see ``shared/reference/public-defaults.md``:
+``fsesim``, ``lsesim``) or the paper's text (``fsesim-paper``, ``lsesim-paper``, the Table 3
+rows ``table3-A`` ... ``table3-F`` and their multi-modal ``munit-table3-*`` twins).
+
+Training length. The public code counts epochs: 200 at a constant learning rate, then 200 with
+a linear decay to zero, an epoch being max(|A|, |B|) iterations (its loader walks the larger
+domain and drops the last incomplete batch). The single-modal paper presets do the same:
+``steps`` 0 means "resolved from ``epochs`` and ``epochs_decay`` when the data is loaded"
+(:func:`resolve_epochs`): ``steps = (epochs + epochs_decay) * (max(|A|, |B|) // batch)``,
+at least one step per epoch, and the learning rate decays linearly over the last
+``epochs_decay`` epochs' steps. horse2zebra (1,067 A, 1,334 B) gives 400 x 1,334 = 533,600
+steps at batch 1. A ``steps`` value > 0 (``--steps``, ``--set steps=N``, YAML) wins over the
+epochs. The same rule turns ``snapshot_every_epochs`` into ``snapshot_every``.
 """
 
 from __future__ import annotations
@@ -180,7 +189,14 @@ class OptimConfig:
         beta2: Adam beta2.
         gan_mode: ``lsgan``, ``vanilla``, ``hinge`` or ``nonsaturating``.
         pool_size: image pool of fakes shown to D (0 = off).
-        decay_fraction: the learning rate decays linearly to 0 over this last fraction of steps.
+        decay_fraction: ``lr_policy`` ``linear``: the learning rate decays linearly to 0 over
+            this last fraction of steps (set from ``epochs_decay`` when steps come from epochs).
+        lr_policy: ``linear`` (constant, then linear decay; the public F-LSeSim code) or
+            ``step`` (multiplied by ``lr_gamma`` every ``lr_step`` steps; MUNIT's trainer).
+        lr_step: ``step`` policy: steps between two decays (MUNIT: 100,000).
+        lr_gamma: ``step`` policy: factor of each decay (MUNIT: 0.5).
+        weight_decay: Adam's (L2) weight decay of G and D in the ``munit`` recipe (MUNIT:
+            1e-4); the single-modal recipes use none, as the public code.
         identity_warmup: before step 0, this many steps of L1 reconstruction of training
             images (both domains) initialise the generator to (nearly) the identity, so that
             adversarial training starts from a map that carries the input's layout (0 = off).
@@ -194,6 +210,10 @@ class OptimConfig:
     pool_size: int = 50
     decay_fraction: float = 0.5
     identity_warmup: int = 0
+    lr_policy: Literal["linear", "step"] = "linear"
+    lr_step: int = 100_000
+    lr_gamma: float = 0.5
+    weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -217,6 +237,16 @@ class BaselineConfig:
         nce_temperature: PatchNCE temperature (CUT's ``--nce_T``).
         nce_mlp_channels: output width of CUT's projection MLPs (``--netF_nc``).
         perceptual_weight: weight of the VGG-feature L1 between input and translation.
+        distance_weight: DistanceGAN's weight on its distance terms (``--lambda_distance_A``).
+        distance_self: DistanceGAN's self-distance term between the top and bottom halves of
+            each image (the pair term is added whenever a batch holds two images or more).
+        gc_weight: GcGAN's weight on geometry consistency (``lambda_AB * lambda_gc`` = 20).
+        gc_identity: GcGAN's identity weight (``lambda_AB * identity`` = 10 * 0.5; 0 = off).
+        gc_geometry: GcGAN's transform: ``rot`` (90 degrees, its default) or ``vf``.
+        munit_recon_x_weight: two-sided MUNIT's image reconstruction weight (``recon_x_w``).
+        munit_recon_c_weight: its content reconstruction weight (``recon_c_w``).
+        munit_recon_s_weight: its style reconstruction weight (``recon_s_w``).
+        munit_cycle_weight: its style-augmented cycle weight (``recon_x_cyc_w``; 0 = off).
     """
 
     cycle_weight: float = 10.0
@@ -228,6 +258,15 @@ class BaselineConfig:
     nce_temperature: float = 0.07
     nce_mlp_channels: int = 256
     perceptual_weight: float = 10.0
+    distance_weight: float = 1.0
+    distance_self: bool = True
+    gc_weight: float = 20.0
+    gc_identity: float = 5.0
+    gc_geometry: Literal["rot", "vf"] = "rot"
+    munit_recon_x_weight: float = 10.0
+    munit_recon_c_weight: float = 1.0
+    munit_recon_s_weight: float = 1.0
+    munit_cycle_weight: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -239,7 +278,8 @@ class TrainConfig:
         method: training recipe (``sesim``: one-sided F/LSeSim; see ``sesim.methods``).
         mode: ``single`` (single-modal), ``multimodal`` (sampled style codes) or
             ``single-image`` (one source and one target image).
-        steps: total optimisation steps.
+        steps: total optimisation steps; 0 = resolved from ``epochs + epochs_decay`` when the
+            data is loaded (see the module docstring).
         batch: images per step.
         seed: seed of every random choice (data, initialisation, query points).
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
@@ -247,8 +287,14 @@ class TrainConfig:
         channels_last: channels-last memory format for networks and batches (faster on GPUs).
         compile: ``torch.compile`` the trained networks.
         deterministic: deterministic algorithms (exact resume on the CPU).
+        epochs: epochs at a constant learning rate; used when ``steps`` is 0.
+        epochs_decay: epochs of linear learning-rate decay to zero that follow ``epochs``.
         save_every: checkpoint every this many steps (and at the end).
         keep_last: checkpoints kept on disk.
+        snapshot_every: keep a generator-only snapshot (``snapshots/step_XXXXXXXX.pt``, never
+            pruned) every this many steps; 0 = none unless ``snapshot_every_epochs`` is set.
+        snapshot_every_epochs: the same in epochs, resolved with the data (the paper keeps a
+            generator every 10 epochs and reports the best); used when ``snapshot_every`` is 0.
         log_every: scalars to TensorBoard and the progress bar every this many steps.
         sample_every: sample grid and index.html every this many steps.
         num_samples: test images shown in each sample grid.
@@ -272,8 +318,12 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     deterministic: bool = False
+    epochs: int = 0
+    epochs_decay: int = 0
     save_every: int = 5000
     keep_last: int = 3
+    snapshot_every: int = 0
+    snapshot_every_epochs: int = 0
     log_every: int = 100
     sample_every: int = 5000
     num_samples: int = 4
@@ -291,17 +341,22 @@ class TrainConfig:
 
 
 def _fsesim() -> TrainConfig:
-    """FSeSim as the public training script: relu3_1, relu4_1, relu4_3; 256 queries; window 64;
-    ``cos`` comparison of tanh similarities (SmoothL1); lambda 10; ResNet-9 + PatchGAN; lsgan;
-    Adam 1e-4 (0.5, 0.999); pool 50; resize 286, crop 256, flip; batch 1. Departure: steps, not
-    epochs (see the module docstring)."""
-    return TrainConfig(preset="fsesim")
+    """FSeSim as the authors' public training script (source: public code,
+    ``scripts/train_sc.sh``): relu3_1, relu4_1, relu4_3; 256 queries; window 64 (every query
+    compared with its whole map at 256 px); ``cos`` comparison of tanh similarities (SmoothL1);
+    lambda 10; ResNet-9 + PatchGAN; lsgan; Adam 1e-4 (0.5, 0.999); pool 50; resize 286, crop
+    256, flip; batch 1; 200 + 200 epochs of max(|A|, |B|) steps, a generator snapshot every 10
+    epochs. The paper's text names relu3_1 and relu4_1 only: see ``fsesim-paper``."""
+    return TrainConfig(
+        preset="fsesim", steps=0, epochs=200, epochs_decay=200, snapshot_every_epochs=10
+    )
 
 
 def _lsesim() -> TrainConfig:
-    """LSeSim: learned 1x1-conv heads trained by InfoNCE (tau 0.07) on the colour-jittered copy
-    and the detached translation, other images as negatives; window 32, which the authors
-    advise on their issue tracker (their script's default stays at 64)."""
+    """LSeSim as the public code with ``--learned_attn --augment`` (source: public code), and
+    window 32, which the authors advise on their issue tracker (their script's default stays at
+    64): learned 1x1-conv heads trained by InfoNCE (tau 0.07) on the colour-jittered copy and
+    the detached translation, other images as negatives; every other setting is ``fsesim``'s."""
     base = _fsesim()
     return replace(
         base,
@@ -314,35 +369,75 @@ def _lsesim() -> TrainConfig:
     )
 
 
-def _table3(row: str) -> Callable[[], TrainConfig]:
-    """Ablation rows of the paper's Table 3, as sesim reads them.
+#: The two VGG16 layers the paper's text names (Sec. 4, "relu3_1 and relu4_1").
+PAPER_LAYERS = ("relu3_1", "relu4_1")
 
-    A: STROTSS-style self-similarity among the random query points only (no dense maps).
-    B: global FSeSim: every position is a query and a key.
-    C: local FSeSim on one layer (relu4_1).
-    D: local FSeSim on relu3_1, relu4_1, relu4_3 (the ``fsesim`` preset with window 32).
-    E: LSeSim on one layer (relu4_1).
-    F: LSeSim on the three layers (the ``lsesim`` preset).
-    """
+#: What each Table 3 row of the paper changes (source: the paper's text and Table 3).
+TABLE3_ROWS = {
+    "A": "STROTSS-style self-similarity among random points: relu3_1 + relu4_1, 256 points "
+    "compared with each other (no dense maps), cosine similarity, L1 over whole maps",
+    "B": "global maps on one layer: relu3_1, every position a query and a key, L1",
+    "C": "local maps on one layer: relu3_1, 256 queries, window 32, L1",
+    "D": "local maps on two layers: relu3_1 + relu4_1, 256 queries, window 32, L1",
+    "E": "D compared with 1 - cos (FSeSim as in Tables 1-2: fsesim-paper)",
+    "F": "E with learned heads and colour-jitter positives (LSeSim: lsesim-paper)",
+}
+
+
+def _table3_structure(row: str, base: StructureConfig) -> StructureConfig:
+    """The structure-loss settings of one Table 3 row (A ... F) over ``base``."""
+    loss = base.loss
+    local_l1 = replace(loss, variant="local", window=32, mode="l1")
+    rows = {
+        "A": replace(
+            base,
+            layers=PAPER_LAYERS,
+            loss=replace(loss, variant="pairwise", mode="l1", kind="cosine", mask="none"),
+        ),
+        "B": replace(base, layers=("relu3_1",), loss=replace(loss, variant="global", mode="l1")),
+        "C": replace(base, layers=("relu3_1",), loss=local_l1),
+        "D": replace(base, layers=PAPER_LAYERS, loss=local_l1),
+        "E": replace(base, layers=PAPER_LAYERS, loss=replace(local_l1, mode="cos")),
+        "F": replace(
+            base,
+            layers=PAPER_LAYERS,
+            augment=True,
+            loss=replace(local_l1, mode="cos", learned=True),
+        ),
+    }
+    return rows[row]
+
+
+def _table3(row: str) -> Callable[[], TrainConfig]:
+    """The single-modal Table 3 row ``row`` (source: the paper's text)."""
 
     def build() -> TrainConfig:
         base = _fsesim()
-        s, loss = base.structure, base.structure.loss
-        single = ("relu4_1",)
-        local = replace(loss, window=32)
-        learned = replace(local, learned=True)
-        rows = {
-            "A": replace(s, loss=replace(loss, variant="pairwise")),
-            "B": replace(s, loss=replace(loss, variant="global")),
-            "C": replace(s, layers=single, loss=local),
-            "D": replace(s, loss=local),
-            "E": replace(s, layers=single, augment=True, loss=learned),
-            "F": replace(s, augment=True, loss=learned),
-        }
-        return replace(base, preset=f"table3-{row}", structure=rows[row])
+        return replace(
+            base, preset=f"table3-{row}", structure=_table3_structure(row, base.structure)
+        )
 
-    build.__doc__ = f"Table 3 row {row}. " + (_table3.__doc__ or "")
+    build.__doc__ = (
+        f"Table 3 row {row} (source: the paper's text), single-modal: {TABLE3_ROWS[row]}. "
+        "Everything else is fsesim's (the public code's training settings: tanh similarity, "
+        "top-quarter masking, 200 + 200 epochs)."
+    )
     return build
+
+
+def _fsesim_paper() -> TrainConfig:
+    """FSeSim as the paper's text describes it (source: the paper, Sec. 3-4 and Table 3 row E):
+    relu3_1 and relu4_1, 256 random queries, local window 32, 1 - cos; the rest (networks,
+    optimiser, tanh similarity and masking, 200 + 200 epochs) follows the public code
+    (``fsesim``), which differs in its layers (adds relu4_3) and window (64)."""
+    return replace(_table3("E")(), preset="fsesim-paper")
+
+
+def _lsesim_paper() -> TrainConfig:
+    """LSeSim as the paper's text describes it (source: the paper; Table 3 row F):
+    ``fsesim-paper`` with learned 1x1-conv heads trained by InfoNCE and colour-jitter
+    positives."""
+    return replace(_table3("F")(), preset="lsesim-paper")
 
 
 def _tiny() -> TrainConfig:
@@ -362,6 +457,9 @@ def _tiny() -> TrainConfig:
         base,
         preset="tiny",
         steps=600,
+        epochs=0,
+        epochs_decay=0,
+        snapshot_every_epochs=0,
         batch=2,
         save_every=200,
         log_every=20,
@@ -403,7 +501,7 @@ def _cyclegan() -> TrainConfig:
     second PatchGAN for domain A; cycle L1 weight 10 on both cycles; identity L1 weight
     10 * 0.5; two image pools. Departure: the networks, data, schedule and ``optim`` (Adam 1e-4,
     pool 50) are those of ``fsesim`` for a like-for-like comparison (CycleGAN: lr 2e-4, no
-    anti-aliasing), and steps are counted instead of epochs."""
+    anti-aliasing); 200 + 200 epochs as ``fsesim``."""
     return _baseline("cyclegan", "cyclegan")
 
 
@@ -411,7 +509,8 @@ def _cut() -> TrainConfig:
     """CUT (Park et al. 2020) as ``models/cut_model.py --CUT_mode CUT``: PatchNCE (weight 1,
     tau 0.07, 256 patches) on the generator's layers 0,4,8,12,16 with 2-layer MLP heads (256
     channels), identity PatchNCE on target images. Departures: ``optim`` as ``fsesim`` (Adam
-    1e-4 for G, D and the heads, pool 50; CUT: lr 2e-4, no pool), steps instead of epochs."""
+    1e-4 for G, D and the heads, pool 50; CUT: lr 2e-4, no pool); 200 + 200 epochs as
+    ``fsesim``."""
     return _baseline("cut", "cut", nce_weight=1.0, nce_identity=True)
 
 
@@ -419,7 +518,7 @@ def _fastcut() -> TrainConfig:
     """FastCUT (``--CUT_mode FastCUT``): PatchNCE weight 10, no identity PatchNCE. Departures:
     those of ``cut``, and no flip-equivariance augmentation (FastCUT's ``--flip_equivariance``,
     an optional regulariser, is not implemented); CUT's shorter 150+50-epoch FastCUT schedule is
-    not applied either (the same step budget as every method)."""
+    not applied either (the same 200 + 200 epochs as every method)."""
     return _baseline("fastcut", "fastcut", nce_weight=10.0, nce_identity=False)
 
 
@@ -429,6 +528,25 @@ def _perceptual() -> TrainConfig:
     averaged over layers: a content (perceptual) loss in the sense of Johnson et al. 2016 used as
     the structure term. No public code to follow; every other setting is that of ``fsesim``."""
     return _baseline("perceptual", "perceptual", perceptual_weight=10.0)
+
+
+def _distancegan() -> TrainConfig:
+    """One-sided DistanceGAN (Benaim & Wolf 2017; source: its public code,
+    ``distance_gan_model.py``): GAN + weight 1 on standardised distance preservation, between
+    the images of a batch (batch >= 2) and between each image's top and bottom halves.
+    Departures: running mean/std of the distances instead of a 900-image estimate before
+    training; both terms summed (the public code takes one); networks, data, ``optim`` and
+    200 + 200 epochs as ``fsesim``."""
+    return _baseline("distancegan", "distancegan", distance_weight=1.0, distance_self=True)
+
+
+def _gcgan() -> TrainConfig:
+    """One-sided GcGAN (Fu et al. 2019; source: its public code, ``gc_gan_share_model.py``):
+    one generator for x and its 90-degree rotation, a second PatchGAN for the rotated branch,
+    geometry consistency L1 weight 20 (lambda_AB 10 x lambda_gc 2), identity L1 weight 5.
+    Departures: D is updated before G; networks, data, ``optim`` (GcGAN: lr 2e-4) and
+    200 + 200 epochs as ``fsesim``."""
+    return _baseline("gcgan", "gcgan", gc_weight=20.0, gc_identity=5.0, gc_geometry="rot")
 
 
 def _tiny_baseline(name: str, paper: Callable[[], TrainConfig]) -> Callable[[], TrainConfig]:
@@ -446,33 +564,101 @@ def _tiny_baseline(name: str, paper: Callable[[], TrainConfig]) -> Callable[[], 
     return build
 
 
-def _munit_fsesim() -> TrainConfig:
-    """Multi-modal (MUNIT-style, one-sided): content encoder + AdaIN decoder driven by an
-    8-d style code from N(0, I), 3-scale discriminator, lsgan, no image pool (MUNIT has none);
-    FSeSim as the content loss (relu3_1, relu4_1, relu4_3; lambda 10). The paper trained this
-    mode inside MUNIT's code (not released); sesim keeps MUNIT's architecture defaults and the
-    single-modal optimiser (Adam 1e-4, (0.5, 0.999))."""
-    base = _fsesim()
+def _munit_trainer(cfg: TrainConfig) -> TrainConfig:
+    """MUNIT's trainer defaults (``configs/edges2handbags_folder.yaml``): 1M iterations at batch
+    1, Adam lr 1e-4 betas (0.5, 0.999) with weight decay 1e-4, the learning rate halved every
+    100k iterations, images resized to 256 and cropped to 256, no image pool; generator
+    snapshots every 10k iterations (MUNIT's ``snapshot_save_iter``), never pruned."""
     return replace(
-        base,
-        preset="munit-fsesim",
+        cfg,
         mode="multimodal",
         method="munit",
-        optim=replace(base.optim, pool_size=0),
+        steps=1_000_000,
+        epochs=0,
+        epochs_decay=0,
+        snapshot_every=10_000,
+        snapshot_every_epochs=0,
+        save_every=10_000,
+        data=replace(cfg.data, load_size=256, crop_size=256),
+        optim=replace(
+            cfg.optim,
+            lr=1e-4,
+            beta1=0.5,
+            beta2=0.999,
+            pool_size=0,
+            lr_policy="step",
+            lr_step=100_000,
+            lr_gamma=0.5,
+            weight_decay=1e-4,
+        ),
+        munit=replace(cfg.munit, style_encoder=False),
     )
 
 
+_MUNIT_DOC = (
+    "Multi-modal (one-sided MUNIT generator: content encoder + AdaIN decoder driven by an 8-d "
+    "style code from N(0, I), 3-scale discriminator, lsgan) trained with eq. 4's objective, "
+    "GAN + lambda * F/LSeSim (lambda 10), and MUNIT's trainer defaults (1M iterations, Adam "
+    "1e-4, betas (0.5, 0.999), weight decay 1e-4, lr halved every 100k, load and crop 256, "
+    "snapshots every 10k). No style encoder: ``--set munit.style_encoder=true`` adds one (and "
+    "MUNIT's style reconstruction term) for ``sesim translate --style-image``, a departure from "
+    "the paper."
+)
+
+
+def _munit_fsesim() -> TrainConfig:
+    """Multi-modal FSeSim (source: structure loss as the public code's ``fsesim``: relu3_1,
+    relu4_1, relu4_3, window 64)."""
+    return replace(_munit_trainer(_fsesim()), preset="munit-fsesim")
+
+
 def _munit_lsesim() -> TrainConfig:
-    """``munit-fsesim`` with LSeSim's learned heads (window 32, colour-jitter positives)."""
-    base = _munit_fsesim()
+    """Multi-modal LSeSim (source: the structure loss as the public code's ``lsesim``, learned
+    heads, window 32, colour-jitter positives)."""
+    return replace(_munit_trainer(_lsesim()), preset="munit-lsesim")
+
+
+def _munit_table3(row: str) -> Callable[[], TrainConfig]:
+    """The multi-modal Table 3 row ``row`` (source: the paper's text and MUNIT's trainer)."""
+
+    def build() -> TrainConfig:
+        return replace(_munit_trainer(_table3(row)()), preset=f"munit-table3-{row}")
+
+    build.__doc__ = f"Table 3 row {row} (source: the paper's text), multi-modal: " + (
+        f"{TABLE3_ROWS[row]}. " + _MUNIT_DOC
+    )
+    return build
+
+
+_munit_fsesim.__doc__ = (_munit_fsesim.__doc__ or "") + " " + _MUNIT_DOC
+_munit_lsesim.__doc__ = (_munit_lsesim.__doc__ or "") + " " + _MUNIT_DOC
+
+
+def _munit_cycle() -> TrainConfig:
+    """Two-sided MUNIT (Huang et al. 2018; source: its public code and
+    ``configs/edges2handbags_folder.yaml``), the multi-modal baseline of Tables 1-2: one
+    autoencoder per domain, two multi-scale discriminators, GAN + image (10), content (1) and
+    style (1) reconstruction + the style-augmented cycle (10; that config sets 0, others 10);
+    MUNIT's trainer (1M iterations, Adam 1e-4, weight decay 1e-4, lr halved every 100k, 256
+    load and crop); no structure loss."""
+    base = _munit_trainer(_fsesim())
     return replace(
         base,
-        preset="munit-lsesim",
-        structure=replace(
-            base.structure,
-            augment=True,
-            loss=replace(base.structure.loss, learned=True, window=32),
-        ),
+        preset="munit-cycle",
+        method="munit-cycle",
+        munit=replace(base.munit, style_encoder=True),
+    )
+
+
+def _tiny_munit_cycle() -> TrainConfig:
+    """CPU variant of ``munit-cycle``: the ``munit-tiny`` networks, data and schedule with the
+    two-sided MUNIT recipe."""
+    tiny = _munit_tiny()
+    return replace(
+        tiny,
+        preset="tiny-munit-cycle",
+        method="munit-cycle",
+        baseline=_munit_cycle().baseline,
     )
 
 
@@ -481,7 +667,10 @@ def _munit_tiny() -> TrainConfig:
     (dim 16, 2 residual blocks, MLP 64, 2-scale discriminator of 3 layers). It keeps the
     paper's taps (relu3_1, relu4_1, relu4_3) with 64 random queries and no identity warm-up:
     the small-image settings of ``tiny`` (docs/structure.md) were measured on the single-modal
-    mode only, and an L1 warm-up would teach the decoder to ignore its style code."""
+    mode only, and an L1 warm-up would teach the decoder to ignore its style code. Unlike the
+    paper presets it builds the style encoder (with MUNIT's style reconstruction term, a
+    departure from eq. 4) so that example-guided translation works on it, and keeps the
+    ``tiny`` optimiser (Adam 2e-4, linear decay)."""
     tiny = _tiny()
     base = _munit_fsesim()
     return replace(
@@ -495,7 +684,16 @@ def _munit_tiny() -> TrainConfig:
             loss=replace(tiny.structure.loss, num_queries=64, query_strategy="random"),
         ),
         optim=replace(tiny.optim, pool_size=0, identity_warmup=0),
-        munit=replace(base.munit, dim=16, n_res=2, mlp_dim=64, d_dim=16, d_layers=3, num_scales=2),
+        munit=replace(
+            base.munit,
+            dim=16,
+            n_res=2,
+            mlp_dim=64,
+            d_dim=16,
+            d_layers=3,
+            num_scales=2,
+            style_encoder=True,
+        ),
     )
 
 
@@ -513,6 +711,9 @@ def _single_image() -> TrainConfig:
         mode="single-image",
         method="singleimage",
         steps=20_000,
+        epochs=0,
+        epochs_decay=0,
+        snapshot_every_epochs=0,
         batch=16,
         save_every=2000,
         sample_every=1000,
@@ -547,6 +748,8 @@ def _single_image_tiny() -> TrainConfig:
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "fsesim": _fsesim,
     "lsesim": _lsesim,
+    "fsesim-paper": _fsesim_paper,
+    "lsesim-paper": _lsesim_paper,
     **{f"table3-{r}": _table3(r) for r in "ABCDEF"},
     "tiny": _tiny,
     "tiny-lsesim": _tiny_lsesim,
@@ -554,13 +757,20 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "cut": _cut,
     "fastcut": _fastcut,
     "perceptual": _perceptual,
+    "distancegan": _distancegan,
+    "gcgan": _gcgan,
     "tiny-cyclegan": _tiny_baseline("tiny-cyclegan", _cyclegan),
     "tiny-cut": _tiny_baseline("tiny-cut", _cut),
     "tiny-fastcut": _tiny_baseline("tiny-fastcut", _fastcut),
     "tiny-perceptual": _tiny_baseline("tiny-perceptual", _perceptual),
+    "tiny-distancegan": _tiny_baseline("tiny-distancegan", _distancegan),
+    "tiny-gcgan": _tiny_baseline("tiny-gcgan", _gcgan),
     "munit-fsesim": _munit_fsesim,
     "munit-lsesim": _munit_lsesim,
+    **{f"munit-table3-{r}": _munit_table3(r) for r in "ABCDEF"},
     "munit-tiny": _munit_tiny,
+    "munit-cycle": _munit_cycle,
+    "tiny-munit-cycle": _tiny_munit_cycle,
     "tiny-munit": _munit_tiny,
     "single-image": _single_image,
     "single-image-tiny": _single_image_tiny,
@@ -734,7 +944,28 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     the configuration imports no recipe.
     """
     checks = [
-        (cfg.steps >= 1, f"steps must be >= 1, got {cfg.steps}"),
+        (
+            cfg.steps >= 1 or (cfg.steps == 0 and cfg.epochs + cfg.epochs_decay >= 1),
+            f"steps must be >= 1 (or 0 with epochs + epochs_decay >= 1), got {cfg.steps}",
+        ),
+        (
+            cfg.mode != "single-image" or cfg.steps >= 1,
+            "single-image mode counts steps (it has no epochs): give steps >= 1",
+        ),
+        (
+            cfg.epochs >= 0 and cfg.epochs_decay >= 0,
+            f"epochs and epochs_decay must be >= 0, got {cfg.epochs} and {cfg.epochs_decay}",
+        ),
+        (
+            cfg.snapshot_every >= 0 and cfg.snapshot_every_epochs >= 0,
+            "snapshot_every and snapshot_every_epochs must be >= 0 (0 = no snapshots)",
+        ),
+        (cfg.optim.lr_step >= 1, f"optim.lr_step must be >= 1, got {cfg.optim.lr_step}"),
+        (cfg.optim.lr_gamma > 0, f"optim.lr_gamma must be > 0, got {cfg.optim.lr_gamma}"),
+        (
+            cfg.optim.weight_decay >= 0,
+            f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay}",
+        ),
         (cfg.batch >= 1, f"batch must be >= 1, got {cfg.batch}"),
         (cfg.save_every >= 1, f"save_every must be >= 1, got {cfg.save_every}"),
         (cfg.keep_last >= 1, f"keep_last must be >= 1, got {cfg.keep_last}"),
@@ -793,3 +1024,68 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if unknown:
         raise UserError(f"unknown VGG16 layer(s) {unknown}; e.g. relu3_1, relu4_1, relu4_3")
     return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Epochs -> steps, and preset differences.
+
+
+def steps_per_epoch(len_a: int, len_b: int, batch: int, world: int = 1) -> int:
+    """Optimisation steps of one epoch: ``max(len_a, len_b) // (batch * world)``, at least 1.
+
+    The public code's training loader walks the larger domain once per epoch and drops the last
+    incomplete batch; with several ranks each step consumes ``batch`` images on every rank.
+    """
+    return max(1, max(len_a, len_b) // (batch * max(1, world)))
+
+
+def resolve_epochs(cfg: TrainConfig, len_a: int, len_b: int, world: int = 1) -> TrainConfig:
+    """Turn the epoch settings into steps once the dataset's sizes are known.
+
+    ``steps`` 0 becomes ``(epochs + epochs_decay) * steps_per_epoch`` and the linear decay
+    covers the ``epochs_decay`` part (``optim.decay_fraction``); ``snapshot_every`` 0 becomes
+    ``snapshot_every_epochs * steps_per_epoch``. Settings given in steps are kept, so the
+    result resolves to itself.
+
+    Args:
+        cfg: a config, possibly with ``steps`` 0.
+        len_a: training images of the source domain.
+        len_b: training images of the target domain.
+        world: ranks training together.
+    Returns:
+        The config with ``steps`` (and ``snapshot_every``) in steps.
+    """
+    per_epoch = steps_per_epoch(len_a, len_b, cfg.batch, world)
+    changes: dict[str, Any] = {}
+    if cfg.steps == 0:
+        total = cfg.epochs + cfg.epochs_decay
+        if total < 1:
+            raise UserError("steps is 0 but epochs + epochs_decay is 0: give one of them")
+        changes["steps"] = total * per_epoch
+        changes["optim"] = replace(cfg.optim, decay_fraction=cfg.epochs_decay / total)
+    if cfg.snapshot_every == 0 and cfg.snapshot_every_epochs > 0:
+        changes["snapshot_every"] = cfg.snapshot_every_epochs * per_epoch
+    return replace(cfg, **changes)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"section.field": value}`` for every leaf of a (nested) config dataclass."""
+    out: dict[str, Any] = {}
+    for key, value in to_dict(cfg).items():
+        out.update(_flatten_value(value, f"{prefix}{key}"))
+    return out
+
+
+def _flatten_value(value: Any, path: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out.update(_flatten_value(inner, f"{path}.{key}"))
+        return out
+    return {path: value}
+
+
+def config_diff(cfg: TrainConfig, ref: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """Fields where ``cfg`` differs from ``ref``: ``(dotted path, ref's value, cfg's value)``."""
+    a, b = flatten(ref), flatten(cfg)
+    return [(k, a[k], b[k]) for k in a if a[k] != b[k]]

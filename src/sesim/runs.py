@@ -1,7 +1,8 @@
 """The run folder: checkpoints, the config of a run, its generator, and atomic file writes.
 
 A run folder holds ``config.yaml``, ``checkpoints/step_XXXXXXXX.pt`` (the newest ``keep_last``),
-``samples/``, ``tb/``, ``train_summary.json`` and ``index.html``. Checkpoints are plain dicts of
+``snapshots/step_XXXXXXXX.pt`` (generator-only snapshots every ``snapshot_every`` steps, never
+pruned: the paper reports the best of the generators saved every 10 epochs), ``samples/``, ``tb/``, ``train_summary.json`` and ``index.html``. Checkpoints are plain dicts of
 state (networks, optimisers, schedulers, pools, RNG states, the resolved config), written
 atomically and read back with ``weights_only=True``; a generator is rebuilt from the config
 stored in its checkpoint.
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sesim.config import TrainConfig, from_dict
+from sesim.config import TrainConfig, from_dict, to_dict
 from sesim.errors import UserError
 from sesim.methods import get_method
 
@@ -107,9 +108,53 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def remove_stale_temporaries(run_dir: Path) -> None:
-    """Delete the temporary checkpoint files left by a process killed while writing one."""
-    for stale in (run_dir / "checkpoints").glob(".step_*.tmp"):
-        stale.unlink(missing_ok=True)
+    """Delete the temporary checkpoint and snapshot files left by a process killed while
+    writing one."""
+    for folder in ("checkpoints", "snapshots"):
+        for stale in (run_dir / folder).glob(".step_*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    """Where the generator-only snapshot of ``step`` goes."""
+    return run_dir / "snapshots" / f"step_{step:08d}.pt"
+
+
+def list_snapshots(run_dir: Path) -> list[Path]:
+    """Complete generator snapshots of a run, oldest first."""
+    folder = run_dir / "snapshots"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step_*.pt") if p.is_file())
+
+
+def generator_snapshot(cfg: TrainConfig, step: int, G: nn.Module) -> dict[str, Any]:
+    """A generator-only state that :func:`load_generator` and :func:`load_checkpoint` read
+    like a checkpoint (format, method, mode, step, config, ``nets["G"]``), but without the
+    optimisers, discriminator and RNG states needed to resume."""
+    weights = {k.replace("_orig_mod.", ""): v for k, v in G.state_dict().items()}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "kind": "generator",
+        "method": cfg.method,
+        "mode": cfg.mode,
+        "step": step,
+        "config": to_dict(cfg),
+        "nets": {"G": weights},
+    }
+
+
+def save_generator_snapshot(path: Path, state: dict[str, Any]) -> None:
+    """Write a generator snapshot atomically (as :func:`save_checkpoint`)."""
+    save_checkpoint(path, state)
+
+
+def list_generators(run_dir: Path) -> list[Path]:
+    """Every saved generator of a run, one per step, oldest first: the snapshots and the full
+    checkpoints (a full checkpoint is listed when both exist for a step)."""
+    by_step = {int(p.stem.removeprefix("step_")): p for p in list_snapshots(run_dir)}
+    by_step.update({int(p.stem.removeprefix("step_")): p for p in list_checkpoints(run_dir)})
+    return [by_step[s] for s in sorted(by_step)]
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

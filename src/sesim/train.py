@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm import tqdm
 
-from sesim.config import TrainConfig, dump_yaml, to_dict
+from sesim.config import TrainConfig, dump_yaml, resolve_epochs, steps_per_epoch, to_dict
 from sesim.data.stream import batch_stream, fixed_samples, make_dataset, make_single_image_pair
 from sesim.data.unpaired import derive_seed
 from sesim.devices import (
@@ -53,11 +53,14 @@ from sesim.runs import (
     atomic_write,
     checkpoint_path,
     config_of,
+    generator_snapshot,
     list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
     remove_stale_temporaries,
     save_checkpoint,
+    save_generator_snapshot,
+    snapshot_path,
 )
 from sesim.translate import translate_batch, translate_styles
 
@@ -65,13 +68,57 @@ from sesim.translate import translate_batch, translate_styles
 # Schedules.
 
 
-def lr_lambda(step: int, total: int, decay_fraction: float) -> float:
-    """Constant, then linear decay to 0 over the last ``decay_fraction`` of ``total`` steps."""
+def lr_lambda(
+    step: int,
+    total: int,
+    decay_fraction: float,
+    policy: str = "linear",
+    step_size: int = 100_000,
+    gamma: float = 0.5,
+) -> float:
+    """The learning-rate factor after ``step`` steps.
+
+    ``linear`` (the public F-LSeSim code): constant, then linear decay to 0 over the last
+    ``decay_fraction`` of ``total`` steps (the ``epochs_decay`` epochs when steps come from
+    epochs). ``step`` (MUNIT's trainer): ``gamma ** (step // step_size)``.
+    """
+    if policy == "step":
+        return float(gamma ** (step // step_size))
     decay_steps = round(total * decay_fraction)
     start = total - decay_steps
     if decay_steps <= 0 or step < start:
         return 1.0
     return max(0.0, 1.0 - (step - start) / decay_steps)
+
+
+def resolve_for_data(cfg: TrainConfig, world: int = 1) -> tuple[TrainConfig, str]:
+    """Load the dataset's sizes and resolve the epoch settings into steps.
+
+    Args:
+        cfg: a config whose ``data.root`` is set (single-image configs are returned as given).
+        world: ranks training together.
+    Returns:
+        The resolved config and one line saying how its steps were obtained.
+    Raises:
+        UserError: the dataset cannot be read.
+    """
+    if cfg.mode == "single-image":
+        return cfg, f"steps: {cfg.steps:,} (given in steps)"
+    ds = make_dataset(cfg)
+    resolved = resolve_epochs(cfg, ds.len_a, ds.len_b, world)
+    per_epoch = steps_per_epoch(ds.len_a, ds.len_b, cfg.batch, world)
+    sizes = f"max({ds.len_a} A, {ds.len_b} B) // batch {cfg.batch * world}"
+    if cfg.steps == 0:
+        line = (
+            f"steps: {resolved.steps:,} = ({cfg.epochs} + {cfg.epochs_decay}) epochs x "
+            f"{per_epoch:,} steps per epoch ({sizes}); the learning rate decays over the last "
+            f"{cfg.epochs_decay * per_epoch:,}"
+        )
+    else:
+        line = f"steps: {resolved.steps:,} (given in steps; an epoch is {per_epoch:,}: {sizes})"
+    if resolved.snapshot_every:
+        line += f"; generator snapshots every {resolved.snapshot_every:,} steps"
+    return resolved, line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +241,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
     if cfg.mode == "single-image":
         make_single_image_pair(cfg)
     else:
-        make_dataset(cfg)
+        dataset = make_dataset(cfg)
+        if state is None:  # epochs -> steps (a resumed run keeps the steps it resolved)
+            cfg = resolve_epochs(cfg, dataset.len_a, dataset.len_b, ranks.world)
     if ranks.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", dump_yaml(cfg))
@@ -214,7 +263,15 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
     optimizers = method.build_optimizers(cfg, nets)
     schedulers = {
         name: torch.optim.lr_scheduler.LambdaLR(
-            opt, partial(lr_lambda, total=cfg.steps, decay_fraction=cfg.optim.decay_fraction)
+            opt,
+            partial(
+                lr_lambda,
+                total=cfg.steps,
+                decay_fraction=cfg.optim.decay_fraction,
+                policy=cfg.optim.lr_policy,
+                step_size=cfg.optim.lr_step,
+                gamma=cfg.optim.lr_gamma,
+            ),
         )
         for name, opt in optimizers.items()
     }
@@ -339,6 +396,10 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
             bar.update(1)
             if fixed is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
                 _write_samples(nets.G, fixed, run_dir, step, writer, method)
+            if ranks.main and cfg.snapshot_every > 0 and step % cfg.snapshot_every == 0:
+                save_generator_snapshot(
+                    snapshot_path(run_dir, step), generator_snapshot(cfg, step, nets.G)
+                )
             if step % cfg.save_every == 0 or step == cfg.steps:
                 last = save(step) or last
             if _stop_requested(stop.requested, ranks):

@@ -380,8 +380,10 @@ def translate_with_style(G: nn.Module, images: Tensor, style_images: Tensor) -> 
     net = _generator_of(G)
     if net.enc_style is None:
         raise UserError(
-            "this run has no style encoder (trained with munit.style_encoder: false), so it "
-            "cannot take the style of an example image; use sampled styles (--styles K) instead"
+            "this run has no style encoder (trained with munit.style_encoder: false, as the "
+            "paper's eq. 4), so it cannot take the style of an example image; use sampled "
+            "styles (--styles K), or train with --set munit.style_encoder=true (a departure "
+            "from the paper that adds MUNIT's style reconstruction term)"
         )
     if style_images.ndim != 4 or style_images.shape[1] != 3:
         raise UserError(f"style images must be (B, 3, H, W), got {tuple(style_images.shape)}")

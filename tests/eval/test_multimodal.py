@@ -11,12 +11,15 @@ from sesim.errors import UserError
 from sesim.eval.multimodal import (
     MULTIMODAL_COLUMNS,
     MULTIMODAL_SCORES,
+    MultimodalSettings,
     density_coverage_over_styles,
+    density_coverage_pooled,
     diversity_lpips,
     evaluate_multimodal,
+    features_over_styles,
     fid_over_styles,
 )
-from sesim.metrics import lpips_model, random_conv_extractor
+from sesim.metrics import density_coverage, lpips_model, random_conv_extractor
 from tests.fixtures.munit import munit_generator as _generator
 from tests.fixtures.munit import random_images as _images
 
@@ -47,8 +50,17 @@ def test_diversity_fid_and_coverage_over_styles() -> None:
     dc = density_coverage_over_styles(
         G, x, real, extractor, n_styles=2, generator=torch.Generator(), nearest_k=2
     )
-    assert {"density", "coverage", "density_std", "coverage_std"} <= set(dc)
+    assert {"density", "coverage", "precision", "recall"} <= set(dc)
     assert 0.0 <= dc["coverage"] <= 1.0
+    # Table 2: density/coverage once over every round's outputs pooled (here 2 x 5 = 10),
+    # not a mean over rounds: k = 6 needs 8 samples, more than one round's 5 outputs.
+    real8 = extract_features(extractor, _images(8, seed=5))
+    rounds = features_over_styles(G, x, extractor, n_styles=2, generator=torch.Generator())
+    assert [r.shape[0] for r in rounds] == [5, 5]
+    pooled = density_coverage_pooled(real8, rounds, nearest_k=6)
+    assert pooled == density_coverage(real8, torch.cat(rounds), nearest_k=6)
+    with pytest.raises(UserError):
+        density_coverage(real8, rounds[0], nearest_k=6)
 
     # A generator that ignores its style code is not diverse at all.
     with torch.no_grad():
@@ -66,6 +78,8 @@ def test_evaluate_multimodal_on_a_run(munit_run: Path) -> None:
         munit_run, extractor="random", device="cpu", nearest_k=95, settings=None
     )
     assert report["step"] == 2 and report["num_inputs"] == 3
+    assert report["rounds"] == 19 and report["num_outputs"] == 57
+    assert MultimodalSettings().n_styles == MultimodalSettings().pairs_per_input == 19
     assert report["lpips_backbone"] == "random"
     assert report["diversity_lpips"] is not None and report["diversity_lpips"] > 0
     assert report["fid_styles"] is not None and report["fid_styles"] >= 0
@@ -79,3 +93,20 @@ def test_evaluate_multimodal_on_a_run(munit_run: Path) -> None:
 def test_evaluate_multimodal_needs_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no checkpoint"):
         evaluate_multimodal(tmp_path, extractor="random", device="cpu")
+
+
+def test_eval_run_uses_the_rounds_flag(
+    munit_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tests.eval.test_run import sesim_eval
+
+    argv = ["--run", str(munit_run), "--extractor", "random", "--metrics", "fid,dc"]
+    status, out, err = sesim_eval(
+        [*argv, "--rounds", "2", "--out", str(tmp_path), "--quiet"], capsys
+    )
+    assert status == 0, err
+    assert "2 rounds of 3 inputs" in out and "once over the 6 outputs" in out
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["multimodal"] == {"rounds": 2, "inputs": 3, "outputs": 6, "lpips_pairs": 6}

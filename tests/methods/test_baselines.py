@@ -61,7 +61,7 @@ def small(name: str, data: Path, **kw: Any) -> TrainConfig:
         cfg,
         steps=2,
         save_every=1,
-        batch=1,
+        batch=kw.pop("batch", 1),
         num_samples=2,
         device="cpu",
         data=replace(cfg.data, root=str(data), load_size=32, crop_size=32, workers=0),

@@ -34,7 +34,11 @@ def test_registered_and_built_from_the_config() -> None:
     cfg = tiny(preset("munit-lsesim"))
     nets = get_method("munit").build(cfg)
     assert isinstance(nets.G, MunitGenerator)
-    assert nets.G.style_dim == cfg.munit.style_dim and nets.G.enc_style is not None
+    assert nets.G.style_dim == cfg.munit.style_dim
+    # The paper preset trains eq. 4 (no style encoder); the encoder is an option.
+    assert nets.G.enc_style is None
+    with_encoder = replace(cfg, munit=replace(cfg.munit, style_encoder=True))
+    assert get_method("munit").build(with_encoder).G.enc_style is not None
     assert nets.D.num_scales == cfg.munit.num_scales
     assert set(nets.trainable()) == {"G", "D", "heads"}
     # Deterministic initialisation from cfg.seed; another seed gives other weights.
@@ -85,7 +89,11 @@ def test_lsesim_step_updates_every_network() -> None:
     before = {k: [p.detach().clone() for p in m.parameters()] for k, m in nets.trainable().items()}
     batch = {k: _images(2, seed=i) for i, k in enumerate(("A", "B", "A_aug", "B_aug"))}
     logs = recipe.train_step(nets, ctx, batch)
-    assert set(logs) == {"heads_nce", "D_real", "D_fake", "G_gan", "G_struct", "G_style"}
+    # eq. 4: GAN + lambda * LSeSim; the style term only with the optional style encoder.
+    assert set(logs) == {"heads_nce", "D_real", "D_fake", "G_gan", "G_struct"}
+    cfg_s = replace(cfg, munit=replace(cfg.munit, style_encoder=True))
+    nets_s = recipe.build(cfg_s)
+    assert "G_style" in recipe.train_step(nets_s, _context(cfg_s, nets_s), batch)
     assert all(v.ndim == 0 and torch.isfinite(v) and not v.requires_grad for v in logs.values())
     for key, module in nets.trainable().items():
         changed = any(not torch.equal(a, b) for a, b in zip(before[key], module.parameters()))

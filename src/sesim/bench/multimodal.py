@@ -27,9 +27,9 @@ autumn). A multi-modal translator should keep the input's layout in every sample
 Rows: ``munit-fsesim`` (the ``munit-tiny`` preset: one-sided MUNIT + FSeSim),
 ``munit-lsesim`` (the same with LSeSim's learned heads) and ``munit-gan`` (the same networks and
 objective with the structure weight lambda set to 0, i.e. GAN and style reconstruction only: what
-the structure loss buys). The MUNIT cycle baseline of the paper (two generators, image and
-latent reconstruction across domains) is not included: it needs a second generator and a
-second discriminator that sesim does not have. Reference rows: *input A* (the untranslated
+the structure loss buys), and on request ``munit-cycle`` (``tiny-munit-cycle``: the paper's
+two-sided MUNIT baseline, with a second autoencoder and discriminator, image, content and style
+reconstruction and the cycle loss). Reference rows: *input A* (the untranslated
 inputs) and *real B* (the true target renderings of the test scenes).
 
 Outputs in ``out``: ``results.md``, ``results.json``, ``grid_<row>.png`` (inputs x sampled
@@ -85,6 +85,7 @@ ROWS: dict[str, str] = {
     "munit-fsesim": "munit-tiny: one-sided MUNIT + FSeSim (lambda 10)",
     "munit-lsesim": "munit-tiny with LSeSim's learned heads",
     "munit-gan": "munit-tiny with lambda = 0 (GAN + style reconstruction only)",
+    "munit-cycle": "tiny-munit-cycle: two-sided MUNIT (reconstruction and cycle losses)",
 }
 
 ConfigTweak = Callable[[TrainConfig], TrainConfig]
@@ -136,6 +137,8 @@ def row_config(
         structure = replace(structure, augment=True, loss=replace(loss, learned=True))
     elif row == "munit-gan":
         structure = replace(structure, weight=0.0)
+    elif row == "munit-cycle":
+        base = replace(base, method="munit-cycle", baseline=preset("tiny-munit-cycle").baseline)
     cfg = replace(
         base,
         preset=f"munit-tiny ({row})",

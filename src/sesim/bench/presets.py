@@ -81,13 +81,24 @@ BENCH_METHODS: dict[str, str] = {
     "cut": "tiny-cut",
     "fastcut": "tiny-fastcut",
     "perceptual": "tiny-perceptual",
+    "distancegan": "tiny-distancegan",
+    "gcgan": "tiny-gcgan",
     **{f"table3-{row}": f"table3-{row}" for row in "ABCDEF"},
 }
 
 ALL_METHODS: tuple[str, ...] = tuple(BENCH_METHODS)
 
 #: The rows trained by default: F/LSeSim and the baselines (the Table 3 rows on request).
-MAIN_METHODS: tuple[str, ...] = ("fsesim", "lsesim", "cyclegan", "cut", "fastcut", "perceptual")
+MAIN_METHODS: tuple[str, ...] = (
+    "fsesim",
+    "lsesim",
+    "cyclegan",
+    "cut",
+    "fastcut",
+    "perceptual",
+    "distancegan",
+    "gcgan",
+)
 
 BENCH_PRESETS: dict[str, BenchPreset] = {
     "quick": BenchPreset(
@@ -226,6 +237,8 @@ def run_config(
         precision=precision,
         save_every=min(bench.steps, 1000),
         keep_last=1,
+        snapshot_every=0,
+        snapshot_every_epochs=0,
         log_every=min(50, bench.steps),
         sample_every=bench.steps,
         num_samples=4,

@@ -92,7 +92,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "multimodal",
         help="multi-modal translation on the multistyle task: structure and diversity",
         description="Train the multi-modal rows (munit-fsesim, munit-lsesim, munit-gan with no "
-        "structure loss) on the synthetic 'multistyle' task (three appearance families) and "
+        "structure loss, munit-cycle: two-sided MUNIT) on the synthetic 'multistyle' task (three appearance families) and "
         "score structure (segmentation against the true labels) and diversity (LPIPS over "
         "19 style pairs per input, appearance families per input, FID over styles), as the "
         "paper's Table 2. Writes results.md, results.json and a grid of inputs by styles.",
@@ -101,7 +101,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     mm.add_argument("--steps", type=positive_int, default=1000, help="training steps per row")
     mm.add_argument("--size", type=positive_int, default=64, help="image side in pixels")
     mm.add_argument(
-        "--rows", default="munit-fsesim,munit-gan", help="comma-separated rows to train"
+        "--rows",
+        default="munit-fsesim,munit-gan",
+        help="comma-separated rows to train: munit-fsesim, munit-lsesim, munit-gan, munit-cycle",
     )
     mm.add_argument("--device", default="cpu", help="cpu, auto, cuda or cuda:N")
     mm.add_argument("--seed", type=nonneg_int, default=0, help="seed of data, runs and styles")

@@ -1,4 +1,5 @@
-"""``sesim data``: write the synthetic datasets, copy the single-image sample pictures."""
+"""``sesim data``: write the synthetic datasets, prepare Cityscapes, copy the single-image
+sample pictures."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sesim.cityscapes import prepare_cityscapes
 from sesim.cli.common import Parser, nonneg_int, positive_int, print_help
 from sesim.data.sample_images import sample_images
 from sesim.data.synthetic import write_synthetic_dataset
@@ -36,6 +38,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     smp.add_argument("out", type=Path, help="output folder")
     smp.set_defaults(func=run_sample_images)
+    cs = dsub.add_parser(
+        "cityscapes",
+        help="prepare Cityscapes labels->photos from the official archives",
+        description="Write OUT/trainA (colour label maps) trainB (photos) testA testB (the "
+        "validation split), labels/testA and labels/testB (train ids at 128x256 for "
+        "'sesim eval --metrics seg') and meta.json, from leftImg8bit_trainvaltest.zip and "
+        "gtFine_trainvaltest.zip (or the folders they extract to).",
+    )
+    cs.add_argument("--images", type=Path, required=True, help="leftImg8bit_trainvaltest.zip")
+    cs.add_argument("--labels", type=Path, required=True, help="gtFine_trainvaltest.zip")
+    cs.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    cs.add_argument(
+        "--size", type=positive_int, default=256, help="side of the square images (256)"
+    )
+    cs.add_argument("--max-images", type=positive_int, help="only the first N images of each split")
+    cs.set_defaults(func=run_cityscapes)
     d.set_defaults(func=lambda args: print_help(d))
     return d
 
@@ -59,4 +77,13 @@ def run_sample_images(args: argparse.Namespace) -> int:
     """Run ``sesim data sample-images``; returns the exit status."""
     source, target = sample_images(args.out)
     print(f"source: {source}\ntarget: {target}")
+    return 0
+
+
+def run_cityscapes(args: argparse.Namespace) -> int:
+    """Run ``sesim data cityscapes``; returns the exit status."""
+    done = prepare_cityscapes(
+        args.images, args.labels, args.out, args.size, args.max_images, progress=print
+    )
+    print(f"wrote Cityscapes labels->photos ({done.train} train, {done.test} test) to {done.out}")
     return 0

@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="score a run's checkpoints (or two image folders) with FID, KID, LPIPS, "
         "density/coverage and segmentation",
         description=textwrap.fill(
-            "Score translations. With --run, every saved checkpoint (or every K-th, or chosen "
+            "Score translations. With --run, every saved generator (the never-pruned "
+            "snapshots and the last checkpoints, one row per step; or every K-th, or chosen "
             "steps) translates the run's test inputs (testA/, testB/ for BtoA runs) at their "
             "own size and is scored against the real target-domain test images; OUT gets "
             "metrics.json, metrics.csv and one PNG per metric over training, and a table of the "
@@ -84,7 +85,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="a held-out dataset in the CycleGAN layout (testA/ testB/ [labels/]) used only "
         "to choose the best checkpoint; the numbers reported stay those of the run's test "
-        "set. Without it the best checkpoint is chosen on the test set, and the table says so",
+        "set. Without it the best checkpoint is chosen on the test set (the paper's protocol: "
+        "the best FID over the generators saved every 10 epochs), and the table says so",
     )
     ck.add_argument(
         "--data",
@@ -152,12 +154,30 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "cached as OUT/segmenter.pt and reused while the dataset and settings match",
     )
     m.add_argument(
+        "--seg-size",
+        default="128x256",
+        metavar="HxW",
+        help="with --seg-weights: the size translations (bilinear) and label maps (nearest) "
+        "are resized to before DRN-D-22; 128x256 (default) is CUT's Cityscapes protocol, "
+        "which the paper follows; 'native' keeps their size",
+    )
+    m.add_argument(
         "--nearest-k",
         type=positive_int,
         default=DEFAULT_NEAREST_K,
         metavar="K",
         help=f"k of density/coverage (default {DEFAULT_NEAREST_K}, as the public F-LSeSim "
         "evaluation); each set then needs at least k+2 images, else dc shows n/a",
+    )
+    m.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=19,
+        metavar="R",
+        help="multi-modal runs (Table 2's protocol): R rounds of up to 100 inputs, each in a "
+        "fresh random style; FID is the mean and std over the rounds, density/coverage is "
+        "computed once over all R x 100 outputs, LPIPS diversity over R pairs per input "
+        "(default 19: 1,900 outputs, as the paper)",
     )
     m.add_argument(
         "--max-images",

@@ -24,7 +24,7 @@ from sesim.data.stream import check_data
 from sesim.errors import UserError
 from sesim.methods import get_method
 from sesim.runs import list_checkpoints
-from sesim.train import resume, train
+from sesim.train import resolve_for_data, resume, train
 
 
 def _window(text: str) -> int:
@@ -71,9 +71,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--method",
-        help="training recipe: sesim (default), cyclegan, cut, fastcut or perceptual",
+        help="training recipe: sesim (default), cyclegan, cut, fastcut, perceptual, "
+        "distancegan, gcgan; multimodal: munit, munit-cycle",
     )
-    t.add_argument("--steps", type=positive_int, help="total optimisation steps")
+    t.add_argument(
+        "--steps",
+        type=positive_int,
+        help="total optimisation steps (overrides the paper presets' epochs, which resolve to "
+        "(epochs + epochs_decay) * max(|A|, |B|) // batch steps)",
+    )
     t.add_argument(
         "--size", type=positive_int, help="crop size in pixels (load size scales with it)"
     )
@@ -125,7 +131,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms (exact resume)"
     )
-    t.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved config (with the steps resolved for --data) and stop",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=run)
     return t
@@ -243,9 +253,19 @@ def run(args: argparse.Namespace) -> int:
     if cfg.data.root or cfg.mode == "single-image" or not args.dry_run:
         check_data(cfg)  # a missing or empty folder fails before the config is printed
     main_process = os.environ.get("RANK", "0") == "0"
+    steps_line = None
+    if cfg.mode != "single-image" and cfg.data.root:
+        cfg, steps_line = resolve_for_data(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    elif cfg.steps == 0:
+        steps_line = (
+            f"steps: from ({cfg.epochs} + {cfg.epochs_decay}) epochs of max(|A|, |B|) // batch "
+            "steps, resolved when --data is given"
+        )
     if main_process:
         print("# resolved config")
         print(dump_yaml(cfg), end="")
+        if steps_line is not None:
+            print(f"# {steps_line}")
     if args.dry_run:
         return 0
     if args.out is None:

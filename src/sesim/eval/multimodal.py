@@ -3,15 +3,20 @@
 For a multi-modal generator (:mod:`sesim.methods.munit`) one input has many translations, so
 the single-modal scores are complemented by:
 
-- **LPIPS diversity** (higher is more diverse): for each of up to 100 test inputs, 19 pairs of
-  independent random style codes; the mean (and std) LPIPS distance between the two outputs of
-  a pair, over the 1900 pairs (MUNIT's and DRIT's protocol, via
+- **LPIPS diversity** (higher is more diverse): for each of up to 100 test inputs, R = 19 pairs
+  of independent random style codes; the mean (and std) LPIPS distance between the two outputs
+  of a pair, over the 1,900 pairs (MUNIT's and DRIT's protocol, via
   :func:`sesim.metrics.lpips_diversity`);
-- **FID over style samples** (lower is better): ``n_styles`` rounds; in each round every input
-  is translated in its own random style and the FID of that set against the real target images
-  is computed; mean and std over the rounds;
-- **density and coverage over style samples** (higher is better): the same rounds, scored with
-  :func:`sesim.metrics.density_coverage`; mean and std over the rounds.
+- **FID over style samples** (lower is better): R = 19 rounds (``n_styles``); in each round
+  every input is translated in its own random style and the FID of those 100 outputs against
+  the real target test images is computed; mean and std over the rounds;
+- **density and coverage over style samples** (higher is better): computed once, over all the
+  rounds' outputs pooled (19 x 100 = 1,900) against the real test set, with k = 95
+  (:func:`sesim.metrics.density_coverage`). Coverage depends on the number of samples, so a
+  mean over rounds of 100 outputs would not be the paper's number.
+
+This is the paper's Table 2 protocol (100 inputs sampled 19 times); ``sesim eval --rounds R``
+changes R (pairs per input and rounds together).
 
 Every function takes an explicit ``torch.Generator`` (a fresh one seeded with 0 when None), so
 two checkpoints are scored on the same style codes. ``sesim eval`` calls
@@ -57,9 +62,7 @@ MULTIMODAL_COLUMNS: tuple[str, ...] = (
     "fid_styles",
     "fid_styles_std",
     "density_styles",
-    "density_styles_std",
     "coverage_styles",
-    "coverage_styles_std",
 )
 
 Inputs = Sequence[Tensor] | Tensor
@@ -71,15 +74,16 @@ class MultimodalSettings:
 
     Attributes:
         max_inputs: inputs used (the first ones, in name order); the paper uses 100.
-        pairs_per_input: LPIPS pairs per input (19: 1900 pairs for 100 inputs).
-        n_styles: style rounds of FID and density/coverage.
+        pairs_per_input: LPIPS pairs per input (19: 1,900 pairs for 100 inputs).
+        n_styles: style rounds R of FID (mean and std over rounds) and of density/coverage
+            (once over the pooled outputs of all rounds); the paper uses 19.
         seed: seed of the style codes (the same for every checkpoint).
         batch_size: images per generator / extractor call.
     """
 
     max_inputs: int = 100
     pairs_per_input: int = 19
-    n_styles: int = 10
+    n_styles: int = 19
     seed: int = 0
     batch_size: int = 16
 
@@ -143,7 +147,7 @@ def features_over_styles(
     G: nn.Module,
     inputs: Inputs,
     extractor: FeatureExtractor,
-    n_styles: int = 10,
+    n_styles: int = 19,
     generator: torch.Generator | None = None,
     batch_size: int = 16,
 ) -> list[Tensor]:
@@ -182,10 +186,26 @@ def fid_over_rounds(real_feats: Tensor, rounds: Sequence[Tensor]) -> tuple[float
     return float(values.mean()), float(values.std(correction=0))
 
 
+def density_coverage_pooled(
+    real_feats: Tensor, rounds: Sequence[Tensor], nearest_k: int = DEFAULT_NEAREST_K
+) -> dict[str, float]:
+    """Density, coverage, precision and recall once over every round's outputs (Table 2).
+
+    Args:
+        real_feats: (M, D) features of the real target test images.
+        rounds: R (N, D) feature sets of the outputs, pooled into one (R * N, D) set.
+        nearest_k: k of the nearest-neighbour balls (95 as the public evaluation).
+    Returns:
+        ``density``, ``coverage``, ``precision``, ``recall``.
+    """
+    return density_coverage(real_feats, torch.cat(list(rounds)), nearest_k=nearest_k)
+
+
 def density_coverage_over_rounds(
     real_feats: Tensor, rounds: Sequence[Tensor], nearest_k: int = DEFAULT_NEAREST_K
 ) -> dict[str, float]:
-    """Density, coverage, precision and recall of each round; mean and ``*_std`` over rounds."""
+    """Density, coverage, precision and recall of each round; mean and ``*_std`` over rounds
+    (not the paper's protocol, which pools the rounds: :func:`density_coverage_pooled`)."""
     scores = [density_coverage(real_feats, f, nearest_k=nearest_k) for f in rounds]
     out: dict[str, float] = {}
     for key in ("density", "coverage", "precision", "recall"):
@@ -200,7 +220,7 @@ def fid_over_styles(
     inputs: Inputs,
     real_feats: Tensor,
     extractor: FeatureExtractor,
-    n_styles: int = 10,
+    n_styles: int = 19,
     generator: torch.Generator | None = None,
     batch_size: int = 16,
 ) -> tuple[float, float]:
@@ -228,12 +248,12 @@ def density_coverage_over_styles(
     inputs: Inputs,
     real_feats: Tensor,
     extractor: FeatureExtractor,
-    n_styles: int = 10,
+    n_styles: int = 19,
     generator: torch.Generator | None = None,
     nearest_k: int = DEFAULT_NEAREST_K,
     batch_size: int = 16,
 ) -> dict[str, float]:
-    """Density and coverage (with precision and recall) over style samples.
+    """Density and coverage (with precision and recall) once over all style samples pooled.
 
     Args:
         G: a MUNIT generator in eval mode.
@@ -245,13 +265,12 @@ def density_coverage_over_styles(
         nearest_k: k of the nearest-neighbour balls (95 as the public evaluation).
         batch_size: images per call.
     Returns:
-        ``density``, ``coverage``, ``precision``, ``recall`` (means over rounds) and their
-        ``*_std``.
+        ``density``, ``coverage``, ``precision``, ``recall`` over the ``n_styles * N`` outputs.
     Raises:
-        UserError: fewer than ``nearest_k + 2`` inputs or real images.
+        UserError: fewer than ``nearest_k + 2`` outputs or real images.
     """
     rounds = features_over_styles(G, inputs, extractor, n_styles, generator, batch_size)
-    return density_coverage_over_rounds(real_feats, rounds, nearest_k)
+    return density_coverage_pooled(real_feats, rounds, nearest_k)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,15 +351,13 @@ def multimodal_scores(
                 missing[column] = Unavailable("needs 2 images", str(exc))
     if want_dc:
         try:
-            dc = density_coverage_over_rounds(real, rounds, scorer.nearest_k)
+            dc = density_coverage_pooled(real, rounds, scorer.nearest_k)
             for key in ("density", "coverage"):
                 values[f"{key}_styles"] = dc[key]
-                values[f"{key}_styles_std"] = dc[f"{key}_std"]
         except UserError as exc:
-            for key in ("density", "coverage"):
-                for column in (f"{key}_styles", f"{key}_styles_std"):
-                    values[column] = None
-                    missing[column] = Unavailable(f"needs {scorer.nearest_k + 2} images", str(exc))
+            for column in ("density_styles", "coverage_styles"):
+                values[column] = None
+                missing[column] = Unavailable(f"needs {scorer.nearest_k + 2} images", str(exc))
     return values, missing
 
 
@@ -373,7 +390,8 @@ def evaluate_multimodal(
         nearest_k: k of density/coverage.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     Returns:
-        ``step``, ``checkpoint``, ``num_inputs``, ``num_reals``, ``extractor``,
+        ``step``, ``checkpoint``, ``num_inputs``, ``rounds``, ``num_outputs`` (rounds x
+        inputs: the outputs density/coverage is computed on), ``num_reals``, ``extractor``,
         ``lpips_backbone``, the :data:`MULTIMODAL_COLUMNS` values (None when not computable)
         and ``unavailable`` (column -> reason).
     Raises:
@@ -405,11 +423,14 @@ def evaluate_multimodal(
     values, missing = multimodal_scores(G, split, scorer, lpips_net, s)
     if lpips_net is None:
         values["diversity_lpips"] = values["diversity_lpips_std"] = None
+    num_inputs = min(len(split.inputs.images), s.max_inputs)
     return {
         "run": str(run_dir),
         "checkpoint": str(checkpoint),
         "step": step,
-        "num_inputs": min(len(split.inputs.images), s.max_inputs),
+        "num_inputs": num_inputs,
+        "rounds": s.n_styles,
+        "num_outputs": s.n_styles * num_inputs,
         "num_reals": len(split.reals.images),
         "extractor": extractor,
         "lpips_backbone": backbone,

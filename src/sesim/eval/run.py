@@ -3,7 +3,8 @@
 Two modes:
 
 ``sesim eval --run RUN_DIR``
-    Each saved checkpoint (all of them, every K-th, or chosen steps) translates the run's test
+    Each saved generator (the never-pruned snapshots of ``snapshot_every`` and the last full
+    checkpoints, one row per step; all of them, every K-th, or chosen steps) translates the run's test
     inputs (``testA/``, or ``testB/`` for a ``BtoA`` run) at their own size, and the
     translations are scored against the real target-domain test images (``testB/`` or
     ``testA/``):
@@ -25,7 +26,9 @@ Two modes:
     per metric over training steps. A table of the last checkpoint and the best one per score is
     printed, with the run's training peak memory and median step time. The best checkpoint is
     chosen on the test set itself unless ``--select-on DIR`` names a held-out split; the table
-    says which.
+    says which. Choosing the best snapshot on the test set is the paper's protocol (the best
+    FID over the generators saved every 10 epochs); ``--select-on`` chooses it on held-out data
+    and reports that generator's test-set numbers instead, which is the unbiased choice.
 
 ``sesim eval --real DIR --fake DIR``
     FID, KID and density/coverage between two folders (and LPIPS when every fake image has a
@@ -91,7 +94,14 @@ from sesim.eval.sets import (
 )
 from sesim.metrics import METRICS, load_drn_d_22, lpips_distance
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
-from sesim.runs import config_of, list_checkpoints, load_checkpoint, load_generator, write_json
+from sesim.runs import (
+    config_of,
+    list_checkpoints,
+    list_generators,
+    load_checkpoint,
+    load_generator,
+    write_json,
+)
 
 _NOTHING_LEFT = (
     "none of the requested metrics can be computed here (see the notices above); choose "
@@ -121,7 +131,12 @@ class EvalOptions:
         seg_weights: the Cityscapes DRN-D-22 weights (instead of a small segmenter).
         seg_labels: label maps of the test inputs.
         seg_steps: training steps of the small segmenter.
+        seg_size: ``HxW`` the translations are resized to before DRN-D-22 (``128x256``, CUT's
+            protocol), or ``native``.
         nearest_k: k of density/coverage.
+        rounds: multi-modal runs: R rounds of (up to) 100 inputs in fresh styles; FID mean and
+            std over the rounds, density/coverage once over the R x 100 outputs, LPIPS over
+            R pairs per input (the paper: 19, i.e. 1,900 outputs and pairs).
         max_images: use only the first N images of each folder.
         batch_size: images per generator / extractor call.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -143,7 +158,9 @@ class EvalOptions:
     seg_weights: Path | None = None
     seg_labels: Path | None = None
     seg_steps: int = DEFAULT_SEG_STEPS
+    seg_size: str = "128x256"
     nearest_k: int = DEFAULT_NEAREST_K
+    rounds: int = 19
     max_images: int | None = None
     batch_size: int = 16
     device: str = "auto"
@@ -210,6 +227,20 @@ def parse_metrics(text: str) -> list[str]:
     return names
 
 
+def parse_seg_size(text: str) -> tuple[int, int] | None:
+    """``"128x256"`` -> (128, 256) (height x width); ``"native"`` -> None (no resize)."""
+    if text.strip().lower() == "native":
+        return None
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--seg-size takes HxW such as 128x256, or native; got {text!r}") from None
+    if h < 1 or w < 1:
+        raise UserError(f"--seg-size must be positive, got {text!r}")
+    return h, w
+
+
 def _select_checkpoints(
     run: Path, ckpts: list[Path], every: int | None, chosen: str | None
 ) -> list[Path]:
@@ -266,11 +297,13 @@ def evaluate_run(opts: EvalOptions) -> int:
         raise UserError("nothing to score: give --run RUN_DIR")
     if not run.is_dir():
         raise UserError(f"run folder {run} does not exist; give the --out folder of a training run")
-    ckpts = list_checkpoints(run)
-    if not ckpts:
+    full = list_checkpoints(run)
+    if not full:
         raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
+    # The generator snapshots (never pruned) and the last full checkpoints, one per step.
+    ckpts = list_generators(run)
     chosen = _select_checkpoints(run, ckpts, opts.every, opts.checkpoints)
-    newest = load_checkpoint(ckpts[-1])
+    newest = load_checkpoint(full[-1])
     cfg = config_of(newest)
     root = opts.data if opts.data is not None else Path(cfg.data.root)
     if not root.is_dir():
@@ -336,7 +369,15 @@ def evaluate_run(opts: EvalOptions) -> int:
             notice("the held-out split is not paired; lpips is chosen on the test set")
     test.real_features = scorer.features(test.reals)
     mm_lpips = None
+    mm_settings = MultimodalSettings(n_styles=opts.rounds, pairs_per_input=opts.rounds)
     if cfg.mode == "multimodal":
+        n_mm = min(len(test.inputs.names), mm_settings.max_inputs)
+        print(
+            f"multi-modal protocol (Table 2): {opts.rounds} rounds of {n_mm} inputs in fresh "
+            f"styles; FID mean and std over the rounds, density/coverage once over the "
+            f"{opts.rounds * n_mm} outputs (k = {opts.nearest_k}), LPIPS over "
+            f"{opts.rounds * n_mm} pairs"
+        )
         mm_lpips, backbone = make_diversity_lpips(
             opts.lpips_weights, opts.extractor == "random", device
         )
@@ -362,7 +403,7 @@ def evaluate_run(opts: EvalOptions) -> int:
         G, _, step = load_generator(None, path, device)
         values, why = score_generator(G, test, scorer, notice)
         if cfg.mode == "multimodal":
-            mm_values, mm_why = multimodal_scores(G, test, scorer, mm_lpips, MultimodalSettings())
+            mm_values, mm_why = multimodal_scores(G, test, scorer, mm_lpips, mm_settings)
             values.update(mm_values)
             why.update(mm_why)
         results[step] = values
@@ -403,6 +444,14 @@ def evaluate_run(opts: EvalOptions) -> int:
         "unavailable": {k: v.reason for k, v in missing.items()},
         "training": stats,
     }
+    if cfg.mode == "multimodal":
+        n_mm = min(len(test.inputs.names), mm_settings.max_inputs)
+        report["multimodal"] = {
+            "rounds": opts.rounds,
+            "inputs": n_mm,
+            "outputs": opts.rounds * n_mm,
+            "lpips_pairs": opts.rounds * n_mm,
+        }
     if held is not None:
         report["held_out"] = {
             "dataset": str(opts.select_on),
@@ -468,6 +517,19 @@ def _setup_segmentation(
         drn = load_drn_d_22(opts.seg_weights)
         scorer.segmenter = drn.to(scorer.device)
         scorer.num_classes = drn.num_classes
+        scorer.seg_size = parse_seg_size(opts.seg_size)
+        where = (
+            "at their own size"
+            if scorer.seg_size is None
+            else f"resized to {scorer.seg_size[0]}x{scorer.seg_size[1]} (HxW; CUT's protocol)"
+        )
+        notice(
+            f"seg: DRN-D-22 from {opts.seg_weights} labels the translations {where}. The "
+            "paper's Cityscapes numbers come from a DRN-D-22 trained at 128x256 (CUT's "
+            "evaluation); sesim cannot check which weights it was given, and the public "
+            "drn_d_22_cityscapes.pth of the drn repository was trained at full resolution, so "
+            "with it the scores are not comparable to the paper's"
+        )
         return
     if test.labels is None:
         notice(

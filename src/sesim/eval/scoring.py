@@ -79,14 +79,32 @@ class Notices:
 class _SegCounter:
     """Accumulates a segmenter's confusion matrix over batches of images and label maps."""
 
-    def __init__(self, model: nn.Module, num_classes: int) -> None:
+    def __init__(
+        self, model: nn.Module, num_classes: int, size: tuple[int, int] | None = None
+    ) -> None:
         self.model = model
         self.matrix = ConfusionMatrix(num_classes, IGNORE_INDEX)
         self.resized = False
+        self.size = size
 
     @torch.no_grad()
     def update(self, images: Tensor, labels: Tensor) -> None:
-        """Add (B, 3, H, W) images in [-1, 1] (on the model's device) and (B, H', W') labels."""
+        """Add (B, 3, H, W) images in [-1, 1] (on the model's device) and (B, H', W') labels.
+
+        With a ``size`` (CUT's Cityscapes protocol: 128x256), images are resized to it
+        (bilinear, anti-aliased) before the segmenter and labels to it (nearest) before
+        counting."""
+        if self.size is not None:
+            if tuple(images.shape[-2:]) != self.size:
+                images = F.interpolate(
+                    images, size=self.size, mode="bilinear", antialias=True, align_corners=False
+                )
+            if tuple(labels.shape[-2:]) != self.size:
+                labels = (
+                    F.interpolate(labels[:, None].float(), size=self.size, mode="nearest")[:, 0]
+                    .round()
+                    .long()
+                )
         logits = self.model(images)
         if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
             self.resized = True
@@ -167,6 +185,8 @@ class Scorer:
         lpips: the LPIPS model, when ``lpips`` is in use.
         segmenter: maps images to (B, C, H, W) logits, when ``seg`` is in use.
         num_classes: C.
+        seg_size: (H, W) that translations and label maps are resized to before the
+            segmenter (CUT's Cityscapes protocol: (128, 256)); None keeps their size.
     """
 
     metrics: list[str]
@@ -177,6 +197,7 @@ class Scorer:
     lpips: nn.Module | None = None
     segmenter: nn.Module | None = None
     num_classes: int = 0
+    seg_size: tuple[int, int] | None = None
 
     def features(self, images: ImageSet) -> Tensor | None:
         """(N, D) float64 features of a set of images; ``None`` without an extractor."""
@@ -216,7 +237,7 @@ def score_generator(
     distances: list[Tensor] = []
     counter = None
     if use_seg and scorer.segmenter is not None:
-        counter = _SegCounter(scorer.segmenter, scorer.num_classes)
+        counter = _SegCounter(scorer.segmenter, scorer.num_classes, scorer.seg_size)
     fake_sizes: set[tuple[int, int]] = set()
     lpips_resized = False
     with torch.no_grad():
@@ -375,7 +396,7 @@ def segmentation_yardstick(split: Split, scorer: Scorer) -> dict[str, float] | N
     """The segmenter's scores on the real target images (what a perfect translation reaches)."""
     if scorer.segmenter is None or split.real_labels is None:
         return None
-    counter = _SegCounter(scorer.segmenter, scorer.num_classes)
+    counter = _SegCounter(scorer.segmenter, scorer.num_classes, scorer.seg_size)
     reals = split.reals.images
     keys = [(tuple(x.shape), tuple(y.shape)) for x, y in zip(reals, split.real_labels)]
     for idx in batches(keys, scorer.batch_size):

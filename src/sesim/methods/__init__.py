@@ -11,7 +11,16 @@ from types import ModuleType
 from typing import cast
 
 from sesim.errors import UserError, did_you_mean
-from sesim.methods import cut, cyclegan, munit, perceptual, singleimage
+from sesim.methods import (
+    cut,
+    cyclegan,
+    distancegan,
+    gcgan,
+    munit,
+    munit_cycle,
+    perceptual,
+    singleimage,
+)
 from sesim.methods import sesim as sesim_recipe
 from sesim.methods.common import Method, StepContext
 
@@ -22,7 +31,10 @@ METHODS: dict[str, ModuleType] = {
     "cut": cut,
     "fastcut": cut,
     "perceptual": perceptual,
+    "distancegan": distancegan,
+    "gcgan": gcgan,
     "munit": munit,
+    "munit-cycle": munit_cycle,
     "singleimage": singleimage,
 }
 

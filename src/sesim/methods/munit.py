@@ -13,15 +13,15 @@ appearance. One step:
 3. discriminator: real y against the detached fake (through the image pool, a pass-through
    with the presets' ``pool_size`` 0), real and fake terms summed over every scale;
 4. generator: GAN loss on every scale + lambda * structure loss(x, fake) + (when the generator
-   has a style encoder) MUNIT's style reconstruction ``|E_s(fake) - s|_1``.
+   has the optional style encoder) MUNIT's style reconstruction ``|E_s(fake) - s|_1``.
 
-Departure from the brief "GAN + lambda * F/LSeSim only": the style reconstruction term (weight
-:data:`STYLE_RECON_WEIGHT`, MUNIT's ``recon_s_w`` 1) is added whenever the run builds the style
-encoder (``munit.style_encoder``, on in the presets). Without it the style encoder would never
-receive a gradient, so example-guided translation (:func:`translate_with_style`) would read
-styles with random weights; it is also MUNIT's guard against the generator ignoring the style
-code. It involves no second generator, no cycle and no auxiliary network. Set
-``munit.style_encoder: false`` for the pure GAN + structure objective.
+The paper presets (``munit-fsesim``, ``munit-lsesim``, ``munit-table3-*``) train eq. 4's
+objective, GAN + lambda * F/LSeSim, with no style encoder (``munit.style_encoder: false``).
+The style encoder is an option that departs from the paper: with ``munit.style_encoder: true``
+(the CPU preset ``munit-tiny`` sets it) the style reconstruction term (weight
+:data:`STYLE_RECON_WEIGHT`, MUNIT's ``recon_s_w`` 1) is added, so that the encoder receives a
+gradient and example-guided translation (``sesim translate --style-image``) reads trained
+styles. It involves no second generator, no cycle and no auxiliary network.
 
 VGG stays frozen; no gradient is ever computed for its weights.
 """
@@ -163,12 +163,20 @@ def build(cfg: TrainConfig) -> MunitNets:
 
 
 def build_optimizers(cfg: TrainConfig, nets: MunitNets) -> dict[str, torch.optim.Optimizer]:
-    """Adam for G (with its style encoder), D and (LSeSim) the heads; VGG is in none of them."""
+    """Adam for G (with its style encoder), D and (LSeSim) the heads; VGG is in none of them.
+
+    G and D take ``optim.weight_decay`` (MUNIT's trainer: 1e-4 on both); the heads take none.
+    """
     o = cfg.optim
     betas = (o.beta1, o.beta2)
+    wd = o.weight_decay
     opts: dict[str, torch.optim.Optimizer] = {
-        "G": torch.optim.Adam(nets.G.parameters(), lr=o.lr, betas=betas, foreach=True),
-        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr, betas=betas, foreach=True),
+        "G": torch.optim.Adam(
+            nets.G.parameters(), lr=o.lr, betas=betas, weight_decay=wd, foreach=True
+        ),
+        "D": torch.optim.Adam(
+            nets.D.parameters(), lr=o.lr, betas=betas, weight_decay=wd, foreach=True
+        ),
     }
     if nets.crit.heads is not None:
         opts["heads"] = torch.optim.Adam(
