@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from sesim.config import (
 )
 from sesim.errors import UserError
 from sesim.methods import get_method
-from sesim.runs import list_checkpoints
-from sesim.train import resume, train
+from sesim.runs import config_of, list_checkpoints, load_checkpoint
+from sesim.train import init_source, resume, train
 
 
 def _window(text: str) -> int:
@@ -50,7 +51,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     t.add_argument("--out", type=Path, help="run folder for checkpoints, logs, samples")
     t.add_argument(
-        "--resume", type=Path, metavar="RUN_DIR", help="continue this run to its total steps"
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue this run to its total steps; with --steps N, extend (or shorten) it to "
+        "N steps in all, counted from its start: the learning rate then follows the schedule "
+        "of an N-step run (constant, then linear decay to 0 over the last decay_fraction of N) "
+        "from the run's current step on, so a finished run whose rate had reached 0 picks up "
+        "the rate N steps give that step; resuming the extended run again is exact",
+    )
+    t.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="RUN_OR_CKPT",
+        help="start a new run (step 0, fresh optimisers, no identity warm-up) from the "
+        "generator of this run folder or checkpoint, and its discriminator when the shapes "
+        "match; without --preset the new run starts from the source run's config",
     )
     t.add_argument(
         "--config", type=Path, help="YAML file of config fields (applied after --preset)"
@@ -66,7 +82,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--method",
         help="training recipe: sesim (default), cyclegan, cut, fastcut or perceptual",
     )
-    t.add_argument("--steps", type=positive_int, help="total optimisation steps")
+    t.add_argument(
+        "--steps",
+        type=positive_int,
+        help="total optimisation steps (with --resume: the run's new total)",
+    )
     t.add_argument(
         "--size", type=positive_int, help="crop size in pixels (load size scales with it)"
     )
@@ -118,6 +138,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms (exact resume)"
     )
+    t.add_argument(
+        "--logger",
+        help="comma list of tensorboard (default: RUN_DIR/tb), wandb (Weights & Biases; needs "
+        "the wandb package, honours WANDB_MODE=offline) or none",
+    )
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=run)
@@ -125,8 +150,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
-    """Preset -> YAML -> named flags -> --set pairs, validated."""
-    cfg = preset(args.preset or DEFAULT_PRESET[args.mode or "single"])
+    """Preset (or the --init-from run's config) -> YAML -> named flags -> --set pairs,
+    validated."""
+    if args.init_from is not None and args.preset is None:
+        cfg = config_of(load_checkpoint(init_source(args.init_from)))
+        cfg = replace(cfg, init_from="")
+    else:
+        cfg = preset(args.preset or DEFAULT_PRESET[args.mode or "single"])
     if args.mode is not None and cfg.mode != args.mode:
         raise UserError(
             f"--mode {args.mode} conflicts with preset {cfg.preset!r} (a {cfg.mode} preset); "
@@ -155,6 +185,7 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
         "log_every",
         "sample_every",
         "precision",
+        "logger",
     ):
         value = getattr(args, key)
         if value is not None:
@@ -162,6 +193,9 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     for flag in ("deterministic", "channels_last", "compile"):
         if getattr(args, flag):
             flat[flag] = True
+    if args.init_from is not None:
+        init_source(args.init_from)  # a missing source fails before anything is printed
+        flat["init_from"] = str(args.init_from)
     if args.data is not None:
         data["root"] = str(args.data)
     if args.size is not None and single_image:
@@ -212,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
                 ("--method", args.method),
                 ("--out", args.out),
                 ("--config", args.config),
-                ("--steps", args.steps),
+                ("--init-from", args.init_from),
+                ("--logger", args.logger),
                 ("--size", args.size),
                 ("--batch", args.batch),
                 ("--seed", args.seed),
@@ -222,12 +257,13 @@ def run(args: argparse.Namespace) -> int:
         ]
         if conflicting:
             raise UserError(
-                f"--resume continues a run with its saved config; drop {', '.join(conflicting)}"
+                f"--resume continues a run with its saved config (only --steps may change "
+                f"it); drop {', '.join(conflicting)}"
             )
         run = args.resume
         if not run.is_dir():
             raise UserError(f"run folder {run} does not exist; give the --out folder of a run")
-        final = resume(run, quiet=args.quiet)
+        final = resume(run, quiet=args.quiet, steps=args.steps)
         if os.environ.get("RANK", "0") == "0":
             print(f"done: {final}")
         return 0
