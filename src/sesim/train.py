@@ -45,6 +45,7 @@ from sesim.devices import (
     resolve_device,
 )
 from sesim.errors import UserError
+from sesim.loggers import RunLogger
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
 from sesim.report import write_index, write_sample_grid
@@ -385,13 +386,13 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
         return path
 
     timer = StepTimer(device)
-    writer = _tensorboard(run_dir) if ranks.main else None
     fixed = fixed_samples(cfg, device) if ranks.main else None
     stream = batch_stream(cfg, samples, device, ranks.rank, ranks.world)
     for module in trainable.values():
         module.train()
     if start_step >= cfg.steps:
         return list_checkpoints(run_dir)[-1]
+    writer = RunLogger(run_dir, cfg.logger, to_dict(cfg)) if ranks.main else None
 
     bar = tqdm(
         total=cfg.steps,
@@ -432,9 +433,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
                 values = {k: float(v) for k, v in logs.items()}
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 if writer is not None:
-                    for k, v in values.items():
-                        writer.add_scalar(f"loss/{k}", v, step)
-                    writer.add_scalar("lr", schedulers["G"].get_last_lr()[0], step)
+                    scalars = {f"loss/{k}": v for k, v in values.items()}
+                    writer.scalars({**scalars, "lr": float(schedulers["G"].get_last_lr()[0])}, step)
             bar.update(1)
             if fixed is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
                 _write_samples(nets.G, fixed, run_dir, step, writer, method)
@@ -444,6 +444,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
                 if step % cfg.save_every != 0 and step != cfg.steps:
                     last = save(step) or last
                 bar.close()
+                if writer is not None:
+                    writer.close()
                 if ranks.main:
                     print(
                         f"stopped at step {step}; checkpoint written. Continue with: "
@@ -534,16 +536,13 @@ def _rank_checksums(trainable: dict[str, torch.nn.Module], ranks: Dist) -> list[
     return [str(g) for g in gathered]
 
 
-def _tensorboard(run_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter  # optional: the tensorboard package
-    except Exception:  # tensorboard missing: scalars go only to the progress bar
-        return None
-    return SummaryWriter(str(run_dir / "tb"))
-
-
 def _write_samples(
-    G: torch.nn.Module, fixed: Tensor, run_dir: Path, step: int, writer: Any, method: Any
+    G: torch.nn.Module,
+    fixed: Tensor,
+    run_dir: Path,
+    step: int,
+    writer: RunLogger | None,
+    method: Any,
 ) -> None:
     """A grid of the fixed inputs and their translations (one row per sampled style for
     methods that set ``SAMPLE_STYLES``, the same codes at every sample step)."""
@@ -561,5 +560,6 @@ def _write_samples(
     )
     write_sample_grid(fixed, rows, run_dir / "samples" / f"step_{step:08d}.png", labels=labels)
     if writer is not None:
-        writer.add_images("samples", (torch.cat([fixed, *rows]).cpu().float() + 1) / 2, step)
+        grid = (torch.cat([fixed, *rows]).cpu().float() + 1) / 2
+        writer.images("samples", grid, step, nrow=fixed.shape[0])
     write_index(run_dir)

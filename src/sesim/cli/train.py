@@ -22,6 +22,7 @@ from sesim.config import (
     validate,
 )
 from sesim.errors import UserError
+from sesim.loggers import check_loggers
 from sesim.methods import get_method
 from sesim.runs import config_of, list_checkpoints, load_checkpoint
 from sesim.train import init_source, resume, train
@@ -232,6 +233,7 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     cfg = apply_overrides(cfg, args.set)
     cfg = validate(cfg)
     get_method(cfg.method)  # an unknown --method fails here, before anything is printed
+    check_loggers(cfg.logger)
     return cfg
 
 
