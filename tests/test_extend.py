@@ -92,7 +92,7 @@ def test_resume_with_steps_extends_a_finished_run_exactly(
 
 
 def test_resume_with_fewer_steps_than_reached_is_refused(
-    source_run: Path, capsys: pytest.CaptureFixture[str]
+    source_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(UserError, match="already reached step 2"):
         resume(source_run, quiet=True, steps=1)
@@ -101,6 +101,11 @@ def test_resume_with_fewer_steps_than_reached_is_refused(
     assert err.count("\n") == 1 and "give --steps 2 or more" in err
     assert main(["train", "--resume", str(source_run), "--steps", "3", "--seed", "1"]) == 2
     assert "only --steps may change it" in capsys.readouterr().err
+    # Through the command line, the extension itself.
+    run = tmp_path / "run"
+    shutil.copytree(source_run, run)
+    assert main(["train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+    assert load_checkpoint(list_checkpoints(run)[-1])["step"] == 3
 
 
 def test_init_weights_loads_the_generator_and_a_fitting_discriminator(
