@@ -22,9 +22,11 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def _isolated_torch_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    """Point TORCH_HOME at an empty folder so no test can find or fetch real weights."""
+    """Point TORCH_HOME at an empty folder so no test can find or fetch real weights (and
+    SESIM_OFFLINE stops the paper presets from downloading the ImageNet VGG16 weights)."""
     home = tmp_path_factory.mktemp("torch_home")
     monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setenv("SESIM_OFFLINE", "1")
     return home
 
 

@@ -38,6 +38,9 @@ from sesim.losses.spatial import SpatialLossConfig
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
+#: The names ``TrainConfig.logger`` accepts.
+LOGGERS = ("tensorboard", "wandb", "none")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -298,6 +301,12 @@ class TrainConfig:
         log_every: scalars to TensorBoard and the progress bar every this many steps.
         sample_every: sample grid and index.html every this many steps.
         num_samples: test images shown in each sample grid.
+        init_from: a run folder or checkpoint whose generator (and discriminator, when its
+            shapes match) start this run, with fresh optimisers at step 0 and no identity
+            warm-up; empty: random initialisation.
+        logger: where scalars and sample grids go, a comma list of ``tensorboard`` (the run's
+            ``tb/`` folder), ``wandb`` (Weights & Biases; needs the ``wandb`` package) or
+            ``none``.
         data: data settings.
         model: network settings.
         structure: structure-loss settings.
@@ -327,6 +336,8 @@ class TrainConfig:
     log_every: int = 100
     sample_every: int = 5000
     num_samples: int = 4
+    init_from: str = ""
+    logger: str = "tensorboard"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     structure: StructureConfig = field(default_factory=StructureConfig)
@@ -1020,6 +1031,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    loggers = [name.strip() for name in cfg.logger.split(",") if name.strip()]
+    odd = [name for name in loggers if name not in LOGGERS]
+    if odd or not loggers:
+        raise UserError(f"logger must be a comma list of {', '.join(LOGGERS)}, got {cfg.logger!r}")
     unknown = [name for name in cfg.structure.layers if name not in VGG16_LAYERS]
     if unknown:
         raise UserError(f"unknown VGG16 layer(s) {unknown}; e.g. relu3_1, relu4_1, relu4_3")

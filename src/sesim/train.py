@@ -45,6 +45,7 @@ from sesim.devices import (
     resolve_device,
 )
 from sesim.errors import UserError
+from sesim.loggers import RunLogger
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
 from sesim.report import write_index, write_sample_grid
@@ -200,25 +201,116 @@ def train(cfg: TrainConfig, run_dir: Path, quiet: bool = False) -> Path:
     return _loop(cfg, run_dir, None, quiet)
 
 
-def resume(run_dir: Path, quiet: bool = False) -> Path:
+def resume(run_dir: Path, quiet: bool = False, steps: int | None = None) -> Path:
     """Continue a run from its newest complete checkpoint, with the config saved in it.
 
     A run resumed at any step continues exactly as if it had never stopped (see the module
     docstring); a finished run returns its last checkpoint.
 
+    ``steps`` extends (or shortens) the run to that many steps in all, counted from its start.
+    The learning-rate schedule then becomes the one of a run of ``steps`` steps: constant, then
+    linear decay to 0 over the last ``optim.decay_fraction`` of ``steps``, applied from the
+    checkpoint's step on (a finished run whose rate had decayed to 0 therefore continues at the
+    rate the new schedule gives that step). The new total is saved in the config of every later
+    checkpoint, so resuming the extended run again is exact as usual.
+
     Args:
         run_dir: the run folder.
         quiet: no progress bar.
+        steps: the new total number of steps; None keeps the run's own.
     Returns:
         The path of the newest checkpoint.
     Raises:
-        UserError: the folder holds no complete checkpoint.
+        UserError: the folder holds no complete checkpoint, or ``steps`` lies below the step
+            the run has reached.
     """
     ckpts = list_checkpoints(run_dir)
     if not ckpts:
         raise UserError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
     state = load_checkpoint(ckpts[-1])
-    return _loop(config_of(state), run_dir, state, quiet)
+    cfg = config_of(state)
+    if steps is not None:
+        done = int(state["step"])
+        if steps < done:
+            raise UserError(
+                f"{run_dir} has already reached step {done}; --steps is the run's total from its "
+                f"start, give --steps {done} or more"
+            )
+        cfg = replace(cfg, steps=steps)
+    return _loop(cfg, run_dir, state, quiet)
+
+
+def init_source(source: Path) -> Path:
+    """The checkpoint that ``--init-from`` names: a run folder's newest, or a checkpoint file.
+
+    Raises:
+        UserError: no such file or folder, or a run folder without a checkpoint.
+    """
+    if source.is_dir():
+        ckpts = list_checkpoints(source)
+        if not ckpts:
+            raise UserError(
+                f"--init-from {source}: the folder holds no checkpoint (looked in "
+                f"{source / 'checkpoints'}); give a run folder or a checkpoint file"
+            )
+        return ckpts[-1]
+    if not source.is_file():
+        raise UserError(
+            f"--init-from {source} does not exist; give a run folder or a checkpoint file"
+        )
+    return source
+
+
+def init_weights(nets: Any, source: Path) -> list[str]:
+    """Load another run's weights into freshly built networks (``--init-from``).
+
+    The generator must fit exactly; every other trained network (discriminators, learned heads)
+    is loaded when its names and shapes match and otherwise keeps its fresh initialisation.
+
+    Args:
+        nets: the networks of the new run (``method.build(cfg)``).
+        source: a run folder (its newest checkpoint) or a checkpoint file.
+    Returns:
+        One notice per network left at its fresh initialisation.
+    Raises:
+        UserError: a missing or unreadable source, or a generator of another architecture.
+    """
+    path = init_source(source)
+    saved = load_checkpoint(path).get("nets", {})
+    notices = []
+    for name, module in nets.trainable().items():
+        problem = _mismatch(module, saved.get(name))
+        if problem is None:
+            module.load_state_dict(saved[name])
+        elif name == "G":
+            raise UserError(
+                f"the generator of {path} does not fit this run's generator ({problem}); "
+                f"leave out --preset so the new run starts from the source's config, or give "
+                f"the source's model settings"
+            )
+        else:
+            notices.append(f"{name} of {path} does not fit ({problem}); it starts from scratch")
+    return notices
+
+
+def _mismatch(module: torch.nn.Module, saved: Any) -> str | None:
+    """Why ``saved`` cannot be loaded into ``module`` (None when it can), checked before any
+    tensor is copied: ``load_state_dict`` copies the matching tensors before it complains."""
+    if not isinstance(saved, dict):
+        return "no such network in the checkpoint"
+    own = module.state_dict()
+    missing = sorted(set(own) - set(saved))
+    extra = sorted(set(saved) - set(own))
+    if missing or extra:
+        return f"{len(missing)} missing and {len(extra)} unexpected tensors, e.g. " + (
+            missing[0] if missing else extra[0]
+        )
+    for key, value in own.items():
+        other = saved[key]
+        if not isinstance(other, Tensor) or other.shape != value.shape:
+            shape = tuple(other.shape) if isinstance(other, Tensor) else type(other).__name__
+            return f"{key} is {shape} there, {tuple(value.shape)} here"
+    return None
 
 
 def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: bool) -> Path:
@@ -292,6 +384,10 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
+        if int(state["config"].get("steps", cfg.steps)) != cfg.steps:
+            # An extended run: from this step on, the schedule of the new total (see resume).
+            for name, sched in schedulers.items():
+                _reschedule(optimizers[name], sched)
         for name, pool in pools.items():
             pool.load_state_dict(state["pools"][name])
         if scaler is not None and state.get("scaler"):
@@ -304,7 +400,11 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
             generator.manual_seed(derive_seed(cfg.seed, 4, ranks.rank, start_step))
         samples = int(state.get("samples", samples))
         history = state.get("history", history)
-    if state is None and cfg.optim.identity_warmup > 0:
+    if state is None and cfg.init_from:
+        for notice in init_weights(nets, Path(cfg.init_from)):
+            if ranks.main:
+                print(f"notice: {notice}", file=sys.stderr)
+    elif state is None and cfg.optim.identity_warmup > 0:
         identity_warmup(nets.G, cfg, device, ranks)
     trainable = nets.trainable()
     if cfg.compile:
@@ -343,13 +443,13 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
         return path
 
     timer = StepTimer(device)
-    writer = _tensorboard(run_dir) if ranks.main else None
     fixed = fixed_samples(cfg, device) if ranks.main else None
     stream = batch_stream(cfg, samples, device, ranks.rank, ranks.world)
     for module in trainable.values():
         module.train()
     if start_step >= cfg.steps:
         return list_checkpoints(run_dir)[-1]
+    writer = RunLogger(run_dir, cfg.logger, to_dict(cfg)) if ranks.main else None
 
     bar = tqdm(
         total=cfg.steps,
@@ -390,9 +490,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
                 values = {k: float(v) for k, v in logs.items()}
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 if writer is not None:
-                    for k, v in values.items():
-                        writer.add_scalar(f"loss/{k}", v, step)
-                    writer.add_scalar("lr", schedulers["G"].get_last_lr()[0], step)
+                    scalars = {f"loss/{k}": v for k, v in values.items()}
+                    writer.scalars({**scalars, "lr": float(schedulers["G"].get_last_lr()[0])}, step)
             bar.update(1)
             if fixed is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
                 _write_samples(nets.G, fixed, run_dir, step, writer, method)
@@ -406,6 +505,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
                 if step % cfg.save_every != 0 and step != cfg.steps:
                     last = save(step) or last
                 bar.close()
+                if writer is not None:
+                    writer.close()
                 if ranks.main:
                     print(
                         f"stopped at step {step}; checkpoint written. Continue with: "
@@ -459,6 +560,14 @@ def identity_warmup(
         opt.step()
 
 
+def _reschedule(opt: torch.optim.Optimizer, sched: Any) -> None:
+    """Set the learning rates of ``opt`` to what ``sched``'s (new) lambdas give its current
+    step, as ``LambdaLR`` itself computes them."""
+    for group, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
+        group["lr"] = base * fn(sched.last_epoch)
+    sched._last_lr = [group["lr"] for group in opt.param_groups]
+
+
 def _plain_state(module: torch.nn.Module) -> dict[str, Any]:
     """A state dict without the prefixes that compilation adds."""
     return {k.replace("_orig_mod.", ""): v for k, v in module.state_dict().items()}
@@ -488,16 +597,13 @@ def _rank_checksums(trainable: dict[str, torch.nn.Module], ranks: Dist) -> list[
     return [str(g) for g in gathered]
 
 
-def _tensorboard(run_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter  # optional: the tensorboard package
-    except Exception:  # tensorboard missing: scalars go only to the progress bar
-        return None
-    return SummaryWriter(str(run_dir / "tb"))
-
-
 def _write_samples(
-    G: torch.nn.Module, fixed: Tensor, run_dir: Path, step: int, writer: Any, method: Any
+    G: torch.nn.Module,
+    fixed: Tensor,
+    run_dir: Path,
+    step: int,
+    writer: RunLogger | None,
+    method: Any,
 ) -> None:
     """A grid of the fixed inputs and their translations (one row per sampled style for
     methods that set ``SAMPLE_STYLES``, the same codes at every sample step)."""
@@ -515,5 +621,6 @@ def _write_samples(
     )
     write_sample_grid(fixed, rows, run_dir / "samples" / f"step_{step:08d}.png", labels=labels)
     if writer is not None:
-        writer.add_images("samples", (torch.cat([fixed, *rows]).cpu().float() + 1) / 2, step)
+        grid = (torch.cat([fixed, *rows]).cpu().float() + 1) / 2
+        writer.images("samples", grid, step, nrow=fixed.shape[0])
     write_index(run_dir)

@@ -356,3 +356,20 @@ def test_python_m_sesim_eval(run: Path, tmp_path: Path) -> None:
     good = subprocess.run([*cmd, *argv], capture_output=True, text=True, env=env)
     assert good.returncode == 0, good.stderr
     assert f"last (step {STEPS})" in good.stdout and (tmp_path / "out" / "fid.png").is_file()
+
+
+def test_scores_go_to_the_runs_tensorboard_log(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = ["--run", str(run), "--extractor", "random", "--metrics", "fid,kid", "--quiet"]
+    status, _, err = sesim_eval([*argv, "--out", str(tmp_path / "tb")], capsys)
+    assert status == 0, err
+    report = json.loads((tmp_path / "tb" / "metrics.json").read_text())
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    fid = events.Scalars("eval/fid")
+    assert [e.step for e in fid][-STEPS:] == [1, 2, 3, 4]
+    assert fid[-1].value == pytest.approx(report["steps"]["4"]["fid"], rel=1e-5)
+    assert "eval/kid" in events.Tags()["scalars"]

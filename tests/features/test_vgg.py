@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
-from torchvision.models import vgg16
+from torchvision.models import VGG16_Weights, vgg16
 
 from sesim.errors import UserError
 from sesim.features import VGG16Features, imagenet_weights_file
+from sesim.features.vgg import resolve_weights
 
 
 def test_taps_shapes_and_channels() -> None:
@@ -78,3 +80,35 @@ def test_bad_local_weights(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read"):
         VGG16Features(weights=bad)
+
+
+def test_missing_imagenet_weights_are_fetched_through_torchvision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Online, ``imagenet`` downloads torchvision's file into the hub cache (the transfer is
+    faked here: tests never touch the network); offline it keeps the one-line message."""
+    monkeypatch.delenv("SESIM_OFFLINE")
+    asked: list[str] = []
+
+    def fake_download(url: str, dst: str, hash_prefix: str | None = None, **kw: object) -> None:
+        asked.append(url)
+        torch.save({"0.weight": torch.ones(1)}, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    state, source = resolve_weights("imagenet")
+    assert source == "imagenet" and state is not None and "0.weight" in state
+    assert asked == [VGG16_Weights.IMAGENET1K_V1.url] and imagenet_weights_file().is_file()
+
+
+def test_imagenet_download_failure_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SESIM_OFFLINE")
+
+    def offline(url: str, dst: str, hash_prefix: str | None = None, **kw: object) -> None:
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(UserError) as info:
+        resolve_weights("imagenet")
+    message = str(info.value)
+    assert "vgg16-397923af.pth" in message and "download failed" in message
+    assert "\n" not in message and not imagenet_weights_file().exists()

@@ -16,13 +16,13 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from sesim import __version__
-from sesim.cli import bench, data, demo, export, presets, serve, train, translate, viz
+from sesim.cli import bench, data, demo, export, presets, serve, train, translate, viz, weights
 from sesim.cli import eval as eval_command
 from sesim.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser
 from sesim.errors import UserError
 
 #: The command modules, in the order of ``sesim --help``.
-COMMANDS = (train, translate, data, eval_command, bench, viz, export, serve, presets, demo)
+COMMANDS = (train, translate, data, weights, eval_command, bench, viz, export, serve, presets, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from sesim.config import (
 )
 from sesim.data.stream import check_data
 from sesim.errors import UserError
+from sesim.loggers import check_loggers
 from sesim.methods import get_method
-from sesim.runs import list_checkpoints
-from sesim.train import resolve_for_data, resume, train
+from sesim.runs import config_of, list_checkpoints, load_checkpoint
+from sesim.train import init_source, resolve_for_data, resume, train
 
 
 def _window(text: str) -> int:
@@ -57,7 +59,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     t.add_argument("--out", type=Path, help="run folder for checkpoints, logs, samples")
     t.add_argument(
-        "--resume", type=Path, metavar="RUN_DIR", help="continue this run to its total steps"
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue this run to its total steps; with --steps N, extend (or shorten) it to "
+        "N steps in all, counted from its start: the learning rate then follows the schedule "
+        "of an N-step run (constant, then linear decay to 0 over the last decay_fraction of N) "
+        "from the run's current step on, so a finished run whose rate had reached 0 picks up "
+        "the rate N steps give that step; resuming the extended run again is exact",
+    )
+    t.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="RUN_OR_CKPT",
+        help="start a new run (step 0, fresh optimisers, no identity warm-up) from the "
+        "generator of this run folder or checkpoint, and its discriminator when the shapes "
+        "match; without --preset the new run starts from the source run's config",
     )
     t.add_argument(
         "--config", type=Path, help="YAML file of config fields (applied after --preset)"
@@ -78,7 +95,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--steps",
         type=positive_int,
         help="total optimisation steps (overrides the paper presets' epochs, which resolve to "
-        "(epochs + epochs_decay) * max(|A|, |B|) // batch steps)",
+        "(epochs + epochs_decay) * max(|A|, |B|) // batch steps); with --resume: the run's new "
+        "total (see --resume)",
     )
     t.add_argument(
         "--size", type=positive_int, help="crop size in pixels (load size scales with it)"
@@ -132,6 +150,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--deterministic", action="store_true", help="deterministic algorithms (exact resume)"
     )
     t.add_argument(
+        "--logger",
+        help="comma list of tensorboard (default: RUN_DIR/tb), wandb (Weights & Biases; needs "
+        "the wandb package, honours WANDB_MODE=offline) or none",
+    )
+    t.add_argument(
         "--dry-run",
         action="store_true",
         help="print the resolved config (with the steps resolved for --data) and stop",
@@ -142,8 +165,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
-    """Preset -> YAML -> named flags -> --set pairs, validated."""
-    cfg = preset(args.preset or DEFAULT_PRESET[args.mode or "single"])
+    """Preset (or the --init-from run's config) -> YAML -> named flags -> --set pairs,
+    validated."""
+    if args.init_from is not None and args.preset is None:
+        cfg = config_of(load_checkpoint(init_source(args.init_from)))
+        cfg = replace(cfg, init_from="")
+    else:
+        cfg = preset(args.preset or DEFAULT_PRESET[args.mode or "single"])
     if args.mode is not None and cfg.mode != args.mode:
         raise UserError(
             f"--mode {args.mode} conflicts with preset {cfg.preset!r} (a {cfg.mode} preset); "
@@ -172,6 +200,7 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
         "log_every",
         "sample_every",
         "precision",
+        "logger",
     ):
         value = getattr(args, key)
         if value is not None:
@@ -179,6 +208,9 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     for flag in ("deterministic", "channels_last", "compile"):
         if getattr(args, flag):
             flat[flag] = True
+    if args.init_from is not None:
+        init_source(args.init_from)  # a missing source fails before anything is printed
+        flat["init_from"] = str(args.init_from)
     if args.data is not None:
         data["root"] = str(args.data)
     if args.size is not None and single_image:
@@ -215,6 +247,7 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     cfg = apply_overrides(cfg, args.set)
     cfg = validate(cfg)
     get_method(cfg.method)  # an unknown --method fails here, before anything is printed
+    check_loggers(cfg.logger)
     return cfg
 
 
@@ -229,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
                 ("--method", args.method),
                 ("--out", args.out),
                 ("--config", args.config),
-                ("--steps", args.steps),
+                ("--init-from", args.init_from),
+                ("--logger", args.logger),
                 ("--size", args.size),
                 ("--batch", args.batch),
                 ("--seed", args.seed),
@@ -239,12 +273,13 @@ def run(args: argparse.Namespace) -> int:
         ]
         if conflicting:
             raise UserError(
-                f"--resume continues a run with its saved config; drop {', '.join(conflicting)}"
+                f"--resume continues a run with its saved config (only --steps may change "
+                f"it); drop {', '.join(conflicting)}"
             )
         run = args.resume
         if not run.is_dir():
             raise UserError(f"run folder {run} does not exist; give the --out folder of a run")
-        final = resume(run, quiet=args.quiet)
+        final = resume(run, quiet=args.quiet, steps=args.steps)
         if os.environ.get("RANK", "0") == "0":
             print(f"done: {final}")
         return 0

@@ -23,7 +23,9 @@ Two modes:
       DRN-D-22 is used instead.
 
     Written to ``OUT`` (default ``RUN/eval``): ``metrics.json``, ``metrics.csv`` and one PNG
-    per metric over training steps. A table of the last checkpoint and the best one per score is
+    per metric over training steps; the scores also go to the run's TensorBoard log (``RUN/tb``:
+    ``eval/fid``, ``eval/kid``, ..., at each checkpoint's step). A table of the last checkpoint and
+    the best one per score is
     printed, with the run's training peak memory and median step time. The best checkpoint is
     chosen on the test set itself unless ``--select-on DIR`` names a held-out split; the table
     says which. Choosing the best snapshot on the test set is the paper's protocol (the best
@@ -43,6 +45,7 @@ label map's size (bilinear). Each of these prints one line when it happens.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,7 @@ from sesim.eval.sets import (
     size_text,
     splits,
 )
+from sesim.loggers import tensorboard_writer
 from sesim.metrics import METRICS, load_drn_d_22, lpips_distance
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
 from sesim.runs import (
@@ -473,6 +477,7 @@ def evaluate_run(opts: EvalOptions) -> int:
             row += [heldout[s].get(c) for c in columns]
         rows.append(row)
     write_csv(header, rows, out / "metrics.csv")
+    _log_scores(run, results, heldout if held is not None else None)
     plots = []
     for metric in METRICS:
         path = out / f"{metric}.png"
@@ -493,6 +498,22 @@ def evaluate_run(opts: EvalOptions) -> int:
     written = ", ".join(p.name for p in [out / "metrics.json", out / "metrics.csv", *plots])
     print(f"wrote {written} to {out}")
     return 0
+
+
+def _log_scores(
+    run: Path, results: dict[int, dict[str, Any]], heldout: dict[int, dict[str, Any]] | None
+) -> None:
+    """Add the scores to the run's TensorBoard log (``eval/fid``, ``eval_heldout/fid``, ...) at
+    the step of their checkpoint; nothing without the tensorboard package."""
+    writer = tensorboard_writer(run)
+    if writer is None:
+        return
+    for prefix, table in (("eval", results), ("eval_heldout", heldout or {})):
+        for step in sorted(table):
+            for column, value in table[step].items():
+                if isinstance(value, int | float) and math.isfinite(value):
+                    writer.add_scalar(f"{prefix}/{column}", value, step)
+    writer.close()
 
 
 def _setup_segmentation(

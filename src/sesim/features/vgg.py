@@ -2,8 +2,10 @@
 
 Weights are found the standard way: ``"imagenet"`` asks torchvision's
 ``VGG16_Weights.IMAGENET1K_V1`` entry, whose file ``vgg16-397923af.pth`` lives in the torch hub
-cache (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``). sesim never
-downloads: when the file is missing it says in one line which file to place where. A local path
+cache (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``). When the
+file is missing, ``"imagenet"`` downloads it there through torchvision's own mechanism (hash
+checked), as torchvision users expect; offline (or with ``SESIM_OFFLINE=1``) it says in one line
+which file to place where. A local path
 (a torchvision VGG16 state dict, whole model or ``features`` only) and ``None`` (random weights)
 are the alternatives; ``"auto"`` takes ImageNet weights when cached and random ones otherwise,
 with a visible notice.
@@ -11,8 +13,11 @@ with a visible notice.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Sequence
+from http.client import HTTPException
 from pathlib import Path
 
 import torch
@@ -44,6 +49,9 @@ def _build_layer_table() -> None:
 
 _build_layer_table()
 
+#: Set to 1 to never download weights on the fly (the tests set it).
+OFFLINE_ENV = "SESIM_OFFLINE"
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WeightsSpec = str | Path | None
@@ -68,6 +76,27 @@ def missing_weights_message() -> str:
         f"(from {VGG16_Weights.IMAGENET1K_V1.url}) at {path}, set TORCH_HOME to a folder whose "
         f"hub/checkpoints/ holds it, or pass a local file with --vgg-weights PATH"
     )
+
+
+def fetch_imagenet_weights() -> dict[str, Tensor]:
+    """Download the ImageNet VGG16 weights into the torch hub cache the way torchvision does
+    (``VGG16_Weights.IMAGENET1K_V1.get_state_dict``, hash checked) and return them.
+
+    Nothing is downloaded when ``SESIM_OFFLINE`` is set to a non-empty value other than ``0``.
+
+    Raises:
+        UserError: :func:`missing_weights_message` when offline or the download fails.
+    """
+    if os.environ.get(OFFLINE_ENV, "0") not in ("", "0"):
+        raise UserError(missing_weights_message())
+    path = imagenet_weights_file()
+    print(f"downloading the ImageNet VGG16 weights (528 MB) to {path}", file=sys.stderr)
+    try:
+        VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
+    except (OSError, HTTPException, RuntimeError) as exc:  # URLError is an OSError
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise UserError(f"{missing_weights_message()} (download failed: {reason})") from None
+    return _load_state_dict(path)
 
 
 def _load_state_dict(path: Path) -> dict[str, Tensor]:
@@ -103,7 +132,7 @@ def resolve_weights(weights: WeightsSpec) -> tuple[dict[str, Tensor] | None, str
         if path.is_file():
             return _load_state_dict(path), "imagenet"
         if weights == "imagenet":
-            raise UserError(missing_weights_message())
+            return fetch_imagenet_weights(), "imagenet"
         warnings.warn(
             "ImageNet VGG16 weights are not cached, so the structure loss uses RANDOM VGG16 "
             f"features (structure is still compared, less semantically). To use them: "
@@ -123,9 +152,9 @@ class VGG16Features(nn.Module):
 
     Args:
         layers: names such as ``"relu3_1"``, ``"relu4_1"``, ``"relu4_3"`` (see ``VGG16_LAYERS``).
-        weights: ``"imagenet"`` (torchvision's cache; an error if missing), ``"auto"`` (ImageNet
-            when cached, else random with a warning), a local state-dict path, or None (random,
-            with a warning).
+        weights: ``"imagenet"`` (torchvision's cache, downloaded when missing and the network
+            is there; else an error), ``"auto"`` (ImageNet when cached, else random with a
+            warning), a local state-dict path, or None (random, with a warning).
         frozen: freeze the weights (no gradient is ever computed for them) and stay in eval mode.
         seed: seed of the random initialisation used when no weights are loaded.
 
