@@ -91,7 +91,13 @@ from sesim.eval.sets import (
 )
 from sesim.metrics import METRICS, load_drn_d_22, lpips_distance
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
-from sesim.runs import config_of, list_checkpoints, load_checkpoint, load_generator, write_json
+from sesim.runs import (
+    config_of,
+    list_checkpoints,
+    load_generator,
+    newest_readable_checkpoint,
+    write_json,
+)
 
 _NOTHING_LEFT = (
     "none of the requested metrics can be computed here (see the notices above); choose "
@@ -269,8 +275,10 @@ def evaluate_run(opts: EvalOptions) -> int:
     ckpts = list_checkpoints(run)
     if not ckpts:
         raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
+    # Newer checkpoints that cannot be read are skipped (one warning each).
+    newest_path, newest = newest_readable_checkpoint(run)
+    ckpts = [c for c in ckpts if c <= newest_path]
     chosen = _select_checkpoints(run, ckpts, opts.every, opts.checkpoints)
-    newest = load_checkpoint(ckpts[-1])
     cfg = config_of(newest)
     root = opts.data if opts.data is not None else Path(cfg.data.root)
     if not root.is_dir():
