@@ -12,6 +12,7 @@ import os
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -119,10 +120,36 @@ def init_distributed(device_name: str) -> Dist:
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        store = _attempt_store(rank, world)
+        if store is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     if use_cuda:
         torch.cuda.set_device(local)
     return Dist(rank, world, local)
+
+
+def _attempt_store(rank: int, world: int) -> dist.Store | None:
+    """The torchrun agent's store, under a prefix of its own for this restart attempt.
+
+    After ``torchrun --max-restarts N`` restarts a group, the agent's store still holds the
+    keys that the killed attempt wrote (a peer's address among them): a new rank could read a
+    dead peer's address and time out connecting. A prefix per attempt keeps attempts apart.
+    None outside torchrun's agent store (``env://`` then works as usual).
+    """
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    base = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world,
+        is_master=False,
+        timeout=timedelta(minutes=10),
+    )
+    return dist.PrefixStore(f"sesim/attempt_{attempt}/", base)
 
 
 def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:

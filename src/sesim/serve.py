@@ -41,7 +41,15 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from sesim.data.images import list_images, load_rgb, to_pil, to_rgb, to_tensor
+from sesim.data.images import (
+    ImageTooLargeError,
+    list_images,
+    load_rgb,
+    open_image,
+    to_pil,
+    to_rgb,
+    to_tensor,
+)
 from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.translate import translate_batch
@@ -100,7 +108,9 @@ def decode_upload(data: bytes, max_bytes: int, max_side: int) -> Image.Image:
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         )
     try:
-        img = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+        img = open_image(io.BytesIO(data), "the upload", formats=list(ALLOWED_FORMATS))
+    except ImageTooLargeError as exc:
+        raise RequestError(str(exc), HTTPStatus.REQUEST_ENTITY_TOO_LARGE) from None
     except Exception:
         raise RequestError(
             f"not an image file Pillow can read as {', '.join(ALLOWED_FORMATS)}: "

@@ -22,6 +22,8 @@ import statistics
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -51,12 +53,14 @@ from sesim.methods import StepContext, get_method
 from sesim.report import write_index, write_sample_grid
 from sesim.runs import (
     CHECKPOINT_FORMAT,
+    WriteError,
     atomic_write,
     checkpoint_path,
     config_of,
     generator_snapshot,
     list_checkpoints,
     load_checkpoint,
+    newest_readable_checkpoint,
     prune_checkpoints,
     remove_stale_temporaries,
     save_checkpoint,
@@ -202,10 +206,11 @@ def train(cfg: TrainConfig, run_dir: Path, quiet: bool = False) -> Path:
 
 
 def resume(run_dir: Path, quiet: bool = False, steps: int | None = None) -> Path:
-    """Continue a run from its newest complete checkpoint, with the config saved in it.
+    """Continue a run from its newest readable checkpoint, with the config saved in it.
 
     A run resumed at any step continues exactly as if it had never stopped (see the module
-    docstring); a finished run returns its last checkpoint.
+    docstring); a finished run returns its last checkpoint. Newer checkpoints that cannot be
+    read (cut short by a crash, damaged, foreign) are skipped with one warning each.
 
     ``steps`` extends (or shortens) the run to that many steps in all, counted from its start.
     The learning-rate schedule then becomes the one of a run of ``steps`` steps: constant, then
@@ -221,13 +226,12 @@ def resume(run_dir: Path, quiet: bool = False, steps: int | None = None) -> Path
     Returns:
         The path of the newest checkpoint.
     Raises:
-        UserError: the folder holds no complete checkpoint, or ``steps`` lies below the step
+        UserError: the folder holds no readable checkpoint, or ``steps`` lies below the step
             the run has reached.
     """
-    ckpts = list_checkpoints(run_dir)
-    if not ckpts:
+    if not list_checkpoints(run_dir):
         raise UserError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
-    state = load_checkpoint(ckpts[-1])
+    _, state = newest_readable_checkpoint(run_dir)
     cfg = config_of(state)
     if steps is not None:
         done = int(state["step"])
@@ -238,6 +242,14 @@ def resume(run_dir: Path, quiet: bool = False, steps: int | None = None) -> Path
             )
         cfg = replace(cfg, steps=steps)
     return _loop(cfg, run_dir, state, quiet)
+
+
+def _last_complete(run_dir: Path) -> str:
+    """``the last complete checkpoint is ... (step N)`` for messages after a failed write."""
+    ckpts = list_checkpoints(run_dir)
+    if not ckpts:
+        return "no checkpoint was completed yet"
+    return f"the last complete checkpoint is {ckpts[-1]}"
 
 
 def init_source(source: Path) -> Path:
@@ -253,7 +265,7 @@ def init_source(source: Path) -> Path:
                 f"--init-from {source}: the folder holds no checkpoint (looked in "
                 f"{source / 'checkpoints'}); give a run folder or a checkpoint file"
             )
-        return ckpts[-1]
+        return newest_readable_checkpoint(source)[0]
     if not source.is_file():
         raise UserError(
             f"--init-from {source} does not exist; give a run folder or a checkpoint file"
@@ -269,7 +281,7 @@ def init_weights(nets: Any, source: Path) -> list[str]:
 
     Args:
         nets: the networks of the new run (``method.build(cfg)``).
-        source: a run folder (its newest checkpoint) or a checkpoint file.
+        source: a run folder (its newest readable checkpoint) or a checkpoint file.
     Returns:
         One notice per network left at its fresh initialisation.
     Raises:
@@ -393,7 +405,14 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         same_ranks = int(state.get("world", 1)) == ranks.world
-        if same_ranks and ranks.main:
+        per_rank = state.get("ranks")
+        if same_ranks and per_rank is not None and ranks.world > 1:  # every rank's own streams
+            mine = per_rank[ranks.rank]
+            generator.set_state(mine["generator"])
+            set_rng_state(mine["rng"])
+            for name, pool in pools.items():
+                pool.load_state_dict(mine["pools"][name])
+        elif same_ranks and ranks.main:
             generator.set_state(state["generator"])
             set_rng_state(state["rng"])
         elif not same_ranks:  # a changed number of ranks: fresh per-rank streams
@@ -411,7 +430,20 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
         for module in trainable.values():
             module.compile()
 
-    def snapshot(step: int) -> dict[str, Any]:
+    def rank_states() -> list[Any] | None:
+        """Every rank's own random streams and image pools (collective: all ranks call it)."""
+        if ranks.world == 1:
+            return None
+        mine = {
+            "generator": generator.get_state(),
+            "rng": rng_state(),
+            "pools": {k: p.state_dict() for k, p in pools.items()},
+        }
+        gathered: list[Any] = [None] * ranks.world
+        dist.all_gather_object(gathered, mine)
+        return gathered
+
+    def snapshot(step: int, per_rank: list[Any] | None) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "method": cfg.method,
@@ -427,6 +459,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
             "pools": {k: p.state_dict() for k, p in pools.items()},
             "generator": generator.get_state(),
             "rng": rng_state(),
+            "ranks": per_rank,
             "history": history,
         }
 
@@ -435,10 +468,12 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
 
     def save(step: int) -> Path | None:
         record_times()
+        per_rank = rank_states()
         if not ranks.main:
             return None
         path = checkpoint_path(run_dir, step)
-        save_checkpoint(path, snapshot(step))
+        save_checkpoint(path, snapshot(step, per_rank))
+        # Only now that the new checkpoint is complete may the oldest go.
         prune_checkpoints(run_dir, cfg.keep_last)
         return path
 
@@ -461,7 +496,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
     )
     last = None
     step = start_step
-    with _StopFlag() as stop:
+    with _StopFlag() as stop, _write_failures(run_dir):
         while step < cfg.steps:
             batch = {
                 k: v.to(device, non_blocking=True).contiguous(memory_format=memory_format)
@@ -529,8 +564,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
         "ranks_in_sync": len(set(checksums)) == 1,
     }
     if ranks.main:
-        atomic_write(run_dir / "train_summary.json", json.dumps(summary, indent=2))
-        write_index(run_dir)
+        with _write_failures(run_dir):
+            atomic_write(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+            write_index(run_dir)
     if ranks.world > 1:
         dist.barrier()
     return last if last is not None else list_checkpoints(run_dir)[-1]
@@ -566,6 +602,18 @@ def _reschedule(opt: torch.optim.Optimizer, sched: Any) -> None:
     for group, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
         group["lr"] = base * fn(sched.last_epoch)
     sched._last_lr = [group["lr"] for group in opt.param_groups]
+
+
+@contextmanager
+def _write_failures(run_dir: Path) -> Iterator[None]:
+    """Turn a refused write (full disk...) into one line that says what was kept and what to do."""
+    try:
+        yield
+    except WriteError as exc:
+        raise UserError(
+            f"{exc}. Nothing earlier was lost: {_last_complete(run_dir)}. Free some space (or fix "
+            f"the folder's permissions), then continue with: sesim train --resume {run_dir}"
+        ) from None
 
 
 def _plain_state(module: torch.nn.Module) -> dict[str, Any]:

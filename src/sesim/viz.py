@@ -38,7 +38,12 @@ from sesim.features.vgg import (
 )
 from sesim.losses.selfsim import SimKind, self_similarity, window_key_indices
 from sesim.losses.spatial import SpatialCorrelativeLoss
-from sesim.runs import atomic_path, load_checkpoint, load_generator, newest_checkpoint
+from sesim.runs import (
+    atomic_path,
+    load_checkpoint,
+    load_generator,
+    newest_readable_checkpoint,
+)
 from sesim.translate import translate_batch
 
 if TYPE_CHECKING:
@@ -747,11 +752,13 @@ def load_run(run: Path | None, checkpoint: Path | None, device: torch.device) ->
         UserError: no such run or checkpoint, or a foreign file.
     """
     if run is not None:
-        checkpoint = newest_checkpoint(run)
-    if checkpoint is None:
+        checkpoint, state = newest_readable_checkpoint(run)
+    elif checkpoint is None:
         raise UserError("give --run RUN_DIR or --checkpoint FILE")
+    else:
+        state = load_checkpoint(checkpoint)
     G, cfg, step = load_generator(None, checkpoint, device)
-    return LoadedRun(G, cfg, step, checkpoint, load_checkpoint(checkpoint))
+    return LoadedRun(G, cfg, step, checkpoint, state)
 
 
 def build_extractor(

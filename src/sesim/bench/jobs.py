@@ -6,9 +6,11 @@ interrupted benchmark picks up where it stopped."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ from sesim.bench.tasks import prepare_data
 from sesim.config import TrainConfig, to_dict
 from sesim.devices import resolve_device
 from sesim.errors import UserError
-from sesim.runs import list_checkpoints, load_checkpoint
+from sesim.runs import list_checkpoints, newest_readable_checkpoint
 from sesim.train import resume, train
 
 # ---------------------------------------------------------------------------------------------
@@ -75,7 +77,7 @@ def train_run(cfg: TrainConfig, run_dir: Path) -> tuple[Path, bool]:
     check_run_dir(cfg, run_dir)
     ckpts = list_checkpoints(run_dir)
     if ckpts:
-        done = int(load_checkpoint(ckpts[-1])["step"]) >= cfg.steps
+        done = int(newest_readable_checkpoint(run_dir)[1]["step"]) >= cfg.steps
         if done and (run_dir / "train_summary.json").is_file():
             return ckpts[-1], True
         return resume(run_dir, quiet=True), False
@@ -125,8 +127,24 @@ def train_job(cfg: TrainConfig, run_dir: Path) -> tuple[Path, bool, float, str]:
     return final, reused, time.perf_counter() - t0, buffer.getvalue()
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int) -> None:
+    """Set a worker's thread count, and make it die with the benchmark that started it."""
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (a killed benchmark must not
+    leave workers training into its run folders); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 class _Deferred(Future[Any]):
@@ -161,7 +179,7 @@ def executor(jobs: int, threads: int) -> Iterator[_InProcess | ProcessPoolExecut
         jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(threads,),
+        initargs=(threads, os.getpid()),
     )
     try:
         yield pool

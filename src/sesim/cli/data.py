@@ -109,6 +109,9 @@ def run_cityscapes(args: argparse.Namespace) -> int:
         args.images, args.labels, args.out, args.size, args.max_images, progress=print
     )
     print(f"wrote Cityscapes labels->photos ({done.train} train, {done.test} test) to {done.out}")
+    return 0
+
+
 def run_download(args: argparse.Namespace) -> int:
     """Run ``sesim data download``; returns the exit status."""
     result = download_dataset(

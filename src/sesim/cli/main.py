@@ -20,6 +20,7 @@ from sesim.cli import bench, data, demo, export, presets, serve, train, translat
 from sesim.cli import eval as eval_command
 from sesim.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser
 from sesim.errors import UserError
+from sesim.runs import WriteError
 
 #: The command modules, in the order of ``sesim --help``.
 COMMANDS = (train, translate, data, weights, eval_command, bench, viz, export, serve, presets, demo)
@@ -52,6 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("default", category=UserWarning, module="sesim")
     try:
         return int(func(args) or 0)
+    except WriteError as exc:  # a full disk outside training (which says more itself)
+        print(
+            f"error: {exc}; files written before are intact: free some space (or choose "
+            "another output folder), then run the command again",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -305,6 +305,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise UserError("give --out RUN_DIR, the folder for this run's checkpoints and reports")
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if list_checkpoints(args.out) and restarts > 0:
+        # torchrun restarted the group after a rank died: go on from the newest checkpoint.
+        if main_process:
+            print(
+                f"notice: torchrun restart {restarts}: continuing {args.out} from its newest "
+                "readable checkpoint"
+            )
+        final = resume(args.out, quiet=args.quiet)
+        if main_process:
+            print(f"done: {final}\nreport: {args.out / 'index.html'}")
+        return 0
     if list_checkpoints(args.out):
         raise UserError(
             f"{args.out} already holds a run; continue it with 'sesim train --resume {args.out}' "

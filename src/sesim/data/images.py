@@ -6,11 +6,13 @@ Tensors use the convention of the whole package: ``(3, H, W)`` float32 in ``[-1,
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -34,6 +36,92 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 
 _HIGH_DEPTH_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+DEFAULT_MAX_PIXELS = 89_478_485
+"""Largest pixel count sesim decodes (Pillow's own decompression-bomb limit, about 89.5 MP);
+the environment variable ``SESIM_MAX_PIXELS`` changes it."""
+
+_UNCHECKED_OPEN = threading.Lock()
+
+
+class ImageTooLargeError(UserError):
+    """An image declares more pixels than the limit (a decompression bomb, or just too big).
+
+    Attributes:
+        size: the declared ``(width, height)``.
+        limit: the pixel limit in force.
+    """
+
+    def __init__(self, name: str, size: tuple[int, int], limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        w, h = size
+        super().__init__(
+            f"{name} declares {w}x{h} pixels ({w * h / 1e6:,.1f} megapixels); the limit is "
+            f"{limit / 1e6:,.1f} megapixels, so it is refused before decoding: shrink the image, "
+            "or if you trust the file raise the limit with SESIM_MAX_PIXELS=N"
+        )
+
+
+def max_pixels() -> int:
+    """The pixel limit: ``SESIM_MAX_PIXELS`` when set to a positive integer, else the default."""
+    raw = os.environ.get("SESIM_MAX_PIXELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UserError(f"SESIM_MAX_PIXELS={raw!r} is not a whole number of pixels") from None
+    if value <= 0:
+        raise UserError(f"SESIM_MAX_PIXELS={raw!r} must be positive")
+    return value
+
+
+def _open_unchecked(source: Path | BinaryIO, formats: list[str] | None) -> Image.Image:
+    """``Image.open`` with Pillow's own bomb check off (the caller checks the size itself)."""
+    if not isinstance(source, Path):
+        source.seek(0)
+    with _UNCHECKED_OPEN:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            img: Image.Image = Image.open(source, formats=formats)
+            return img
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_image(
+    source: Path | BinaryIO, name: str | None = None, formats: list[str] | None = None
+) -> Image.Image:
+    """Open an image lazily (header only), refusing one that declares too many pixels.
+
+    The declared size is checked against :func:`max_pixels` before any pixel is decoded, so a
+    small file that declares a huge image (a decompression bomb) costs nothing and is refused
+    with its real reason.
+
+    Args:
+        source: a file path or a binary file object.
+        name: how to name the image in messages (default: the path, or ``the image``).
+        formats: the Pillow formats to try (None: all).
+    Returns:
+        The opened, not yet loaded image (close it, or use it in a ``with`` block).
+    Raises:
+        ImageTooLargeError: the declared pixel count is above the limit.
+        Exception: whatever Pillow raises for a file it cannot read.
+    """
+    label = name if name is not None else (str(source) if isinstance(source, Path) else "the image")
+    limit = max_pixels()
+    try:
+        img: Image.Image = Image.open(source, formats=formats)
+    except Image.DecompressionBombError:
+        img = _open_unchecked(source, formats)  # only to read the declared size
+    w, h = img.size
+    if w * h > limit:
+        img.close()
+        raise ImageTooLargeError(label, (w, h), limit)
+    return img
 
 
 class UnreadableImageWarning(UserWarning):
@@ -131,7 +219,7 @@ def load_rgb(path: Path) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise UserError(f"cannot read image {path}: the file is empty; remove or replace it")
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
             try:
                 oriented = ImageOps.exif_transpose(img)

@@ -44,7 +44,7 @@ from sesim.metrics import density_coverage, extract_features, fid_from_features,
 from sesim.metrics import lpips_model as _lpips_model
 from sesim.metrics.fid import FeatureExtractor
 from sesim.metrics.prdc import DEFAULT_NEAREST_K
-from sesim.runs import list_checkpoints, load_generator
+from sesim.runs import load_generator, newest_readable_checkpoint
 from sesim.translate import translate_random
 
 #: Column -> (metric tag, higher is better), in the form of ``sesim.eval.report.SCORES``.
@@ -398,12 +398,7 @@ def evaluate_multimodal(
         UserError: not a multi-modal run, no checkpoint, or missing data or weights.
     """
     if checkpoint is None:
-        ckpts = list_checkpoints(run_dir)
-        if not ckpts:
-            raise UserError(
-                f"{run_dir} holds no checkpoint yet (looked in {run_dir / 'checkpoints'})"
-            )
-        checkpoint = ckpts[-1]
+        checkpoint, _ = newest_readable_checkpoint(run_dir)
     dev = resolve_device(device)
     G, cfg, step = load_generator(None, checkpoint, dev)
     if cfg.mode != "multimodal":

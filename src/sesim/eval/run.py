@@ -102,8 +102,8 @@ from sesim.runs import (
     config_of,
     list_checkpoints,
     list_generators,
-    load_checkpoint,
     load_generator,
+    newest_readable_checkpoint,
     write_json,
 )
 
@@ -304,10 +304,11 @@ def evaluate_run(opts: EvalOptions) -> int:
     full = list_checkpoints(run)
     if not full:
         raise UserError(f"{run} holds no checkpoint yet (looked in {run / 'checkpoints'})")
-    # The generator snapshots (never pruned) and the last full checkpoints, one per step.
-    ckpts = list_generators(run)
+    # Newer checkpoints that cannot be read are skipped (one warning each); the generator
+    # snapshots (never pruned) and the readable full checkpoints are scored, one per step.
+    newest_path, newest = newest_readable_checkpoint(run)
+    ckpts = list_generators(run, skip=[c for c in full if c > newest_path])
     chosen = _select_checkpoints(run, ckpts, opts.every, opts.checkpoints)
-    newest = load_checkpoint(full[-1])
     cfg = config_of(newest)
     root = opts.data if opts.data is not None else Path(cfg.data.root)
     if not root.is_dir():

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
-from sesim.data.images import filter_images, list_images, load_rgb, to_tensor
+from sesim.data.images import filter_images, list_images, load_rgb, open_image, to_tensor
 from sesim.errors import UserError
 
 TEST_SET = "test set"
@@ -83,7 +82,7 @@ def load_label_maps(folder: Path, names: Sequence[str]) -> list[Tensor]:
                 f"label map {folder / name} is missing: {folder} needs one single-channel PNG "
                 "of class ids per image, with the image's name"
             )
-        with Image.open(path) as img:
+        with open_image(path) as img:
             arr = np.asarray(img)
         if arr.ndim != 2:
             raise UserError(
