@@ -151,7 +151,7 @@ def test_an_export_into_a_folder_that_cannot_be_made_says_so(
     blocker = tmp_path / "exports"
     blocker.write_text("a file where the export folder should go")
     target = blocker / "g.pt"
-    code, _, err = cli("export", "--run", str(tiny_lsesim_run), "--format", "torchscript",
+    code, _, err = cli("export", "--run", str(tiny_lsesim_run), "--format", "pt2",
                        "--output", str(target))  # fmt: skip
     assert code == 2 and "Traceback" not in err, err
     assert len(error_lines(err)) == 1, err
