@@ -96,7 +96,7 @@ def test_eval_skips_the_damaged_newest_checkpoint(finished_run: Path, tmp_path: 
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert any("step_00000004.pt is truncated" in w for w in warnings), err
-    assert "(step 3)" in out and "step 4" not in out, out  # the readable step 3 was scored
+    assert "last (step 3)" in out and "(step 4)" not in out, out  # the readable step 3 scored
 
 
 def test_no_readable_checkpoint_is_one_error(finished_run: Path, tmp_path: Path) -> None:
