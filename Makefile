@@ -25,7 +25,7 @@ typecheck: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src/
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2
 
 demo: $(STAMP)
 	$(VENV)/bin/sesim demo
