@@ -136,12 +136,12 @@ def _attempt_store(rank: int, world: int) -> dist.Store | None:
 
     After ``torchrun --max-restarts N`` restarts a group, the agent's store still holds the
     keys that the killed attempt wrote (a peer's address among them): a new rank could read a
-    dead peer's address and time out connecting. A prefix per attempt keeps attempts apart.
-    None outside torchrun's agent store (``env://`` then works as usual).
+    dead peer's address and time out connecting. A prefix per restart keeps attempts apart.
+    None for a first attempt and outside torchrun's agent store (``env://`` works as usual).
     """
-    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
-    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
-        return None
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if attempt in ("", "0") or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None  # a first attempt joins through env:// as usual
     base = dist.TCPStore(
         os.environ["MASTER_ADDR"],
         int(os.environ["MASTER_PORT"]),
