@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from sesim.version import __version__
 
 __all__ = ["Translator", "__version__"]
 

@@ -28,12 +28,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sesim import __version__
 from sesim.config import TrainConfig, from_dict, to_dict
 from sesim.errors import UserError
 from sesim.methods import get_method
 from sesim.runs import atomic_write, write_json
 from sesim.translate import multiple_of
+from sesim.version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

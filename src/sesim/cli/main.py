@@ -15,12 +15,12 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from sesim import __version__
 from sesim.cli import bench, data, demo, export, presets, serve, train, translate, viz, weights
 from sesim.cli import eval as eval_command
 from sesim.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser
 from sesim.errors import UserError
 from sesim.runs import WriteError
+from sesim.version import __version__
 
 #: The command modules, in the order of ``sesim --help``.
 COMMANDS = (train, translate, data, weights, eval_command, bench, viz, export, serve, presets, demo)
