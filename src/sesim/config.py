@@ -187,6 +187,10 @@ class OptimConfig:
 
     Attributes:
         lr: Adam learning rate of G and D.
+        d_lr_scale: the discriminators' learning rate is ``lr * d_lr_scale`` (1 = the same as
+            the generator's, as the public code; > 1 is a two time-scale update, which lets the
+            discriminator learn which texture belongs to which region before the generator
+            settles on one; see docs/structure.md).
         lr_heads: learning rate of LSeSim's heads.
         beta1: Adam beta1.
         beta2: Adam beta2.
@@ -217,6 +221,12 @@ class OptimConfig:
     lr_step: int = 100_000
     lr_gamma: float = 0.5
     weight_decay: float = 0.0
+    d_lr_scale: float = 1.0
+
+    @property
+    def lr_d(self) -> float:
+        """The discriminators' learning rate, ``lr * d_lr_scale``."""
+        return self.lr * self.d_lr_scale
 
 
 @dataclass(frozen=True)
@@ -1003,6 +1013,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (cfg.model.ngf >= 1 and cfg.model.ndf >= 1, "ngf and ndf must be >= 1"),
         (cfg.model.n_blocks >= 0, f"n_blocks must be >= 0, got {cfg.model.n_blocks}"),
         (cfg.optim.lr > 0, f"lr must be > 0, got {cfg.optim.lr}"),
+        (
+            cfg.optim.d_lr_scale > 0,
+            f"optim.d_lr_scale must be > 0, got {cfg.optim.d_lr_scale}",
+        ),
         (0 <= cfg.optim.decay_fraction <= 1, "decay_fraction must lie in [0, 1]"),
         (
             cfg.structure.balance >= 0,

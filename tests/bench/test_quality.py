@@ -356,3 +356,24 @@ def test_structure_oracle_paints_class_means(toy_data: TaskData) -> None:
             else pixels.reshape(-1, 3).mean(0)
         )
         assert torch.allclose(painted, expected.expand_as(painted), atol=1e-5)
+
+
+def test_a_run_folder_from_an_older_version_counts_missing_fields_as_defaults(
+    tmp_path: Path,
+) -> None:
+    # A folder saved before a config field existed (here optim.d_lr_scale and
+    # structure.loss.center) is the same run as today's config with those fields at their
+    # defaults; a real difference is still refused.
+    import yaml
+
+    from sesim.bench.jobs import check_run_dir
+    from sesim.config import to_dict
+
+    cfg = preset("tiny")
+    saved = to_dict(cfg)
+    del saved["optim"]["d_lr_scale"]
+    del saved["structure"]["loss"]["center"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    check_run_dir(cfg, tmp_path)
+    with pytest.raises(UserError, match=r"another config \(differs in optim.d_lr_scale\)"):
+        check_run_dir(replace(cfg, optim=replace(cfg.optim, d_lr_scale=2.0)), tmp_path)

@@ -118,3 +118,64 @@ def test_structure_strategy_gives_per_image_queries_and_a_zero_loss_on_identity(
     assert loss.item() == pytest.approx(0.0, abs=1e-6)
     other = crit.structure_loss([feat], [feat.flip(-1)], generator=torch.Generator().manual_seed(0))
     assert other.item() > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# The affinity (KL) comparison.
+
+
+def test_kl_is_zero_for_equal_maps_and_matches_its_definition() -> None:
+    g = torch.Generator().manual_seed(2)
+    src, tgt = torch.rand(2, 5, 16, generator=g), torch.rand(2, 5, 16, generator=g)
+    assert compare_similarity(src, src, mode="kl").item() == pytest.approx(0.0, abs=1e-6)
+    tau = 0.1
+    p = F.softmax(src / tau, -1)
+    want = (p * (F.log_softmax(src / tau, -1) - F.log_softmax(tgt / tau, -1))).sum(-1).mean()
+    got = compare_similarity(src, tgt, mode="kl", temperature=tau)
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_kl_sees_texture_hallucinated_inside_a_flat_region_where_mask_target_does_not() -> None:
+    # The input region is uniform: the query resembles every key equally. The translation
+    # splits it into stripes: half of the keys stay similar, half drop.
+    src = torch.ones(1, 1, 8)
+    tgt = torch.tensor([[[1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]]])
+    assert compare_similarity(src, tgt, mode="l1", mask="target").item() == pytest.approx(0.0)
+    assert compare_similarity(src, tgt, mode="kl", temperature=0.1).item() > 0.5
+
+
+def test_kl_ignores_how_different_other_regions_become() -> None:
+    # Keys 0-3 are the query's own region, 4-7 another region. A recolouring that makes the
+    # other region less (or more) similar than in the input, while keeping the own region whole,
+    # costs (almost) nothing at a low temperature; losing the own region costs a lot.
+    src = torch.tensor([[[1.0] * 4 + [0.4] * 4]])
+    recoloured = torch.tensor([[[1.0] * 4 + [-0.3] * 4]])
+    split = torch.tensor([[[1.0, 1.0, 0.4, 0.4] + [0.4] * 4]])
+    cheap = compare_similarity(src, recoloured, mode="kl", temperature=0.05).item()
+    costly = compare_similarity(src, split, mode="kl", temperature=0.05).item()
+    assert cheap < 0.01 < 0.5 < costly
+
+
+def test_kl_structure_loss_needs_a_positive_temperature() -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        compare_similarity(torch.rand(1, 2, 4), torch.rand(1, 2, 4), mode="kl", temperature=0.0)
+
+
+def test_centred_similarities_cannot_tell_features_from_their_inverse() -> None:
+    # Mean-centring (the public code) makes the maps blind to negating the features around
+    # their spatial mean; ``center=False`` removes that symmetry.
+    g = torch.Generator().manual_seed(3)
+    feat = torch.rand(1, 6, 5, 5, generator=g)
+    inverse = 2 * feat.mean(dim=(2, 3), keepdim=True) - feat
+    idx = torch.arange(0, 25, 3)
+    for kind in ("cosine", "tanh"):
+        a = self_similarity(feat, idx, 3, kind)  # type: ignore[arg-type]
+        b = self_similarity(inverse, idx, 3, kind)  # type: ignore[arg-type]
+        assert torch.allclose(a, b, atol=1e-6)
+        a_raw = self_similarity(feat, idx, 3, kind, center=False)  # type: ignore[arg-type]
+        b_raw = self_similarity(inverse, idx, 3, kind, center=False)  # type: ignore[arg-type]
+        assert not torch.allclose(a_raw, b_raw, atol=1e-3)
+    crit = SpatialCorrelativeLoss([6], SpatialLossConfig(window=3, num_queries=4, center=False))
+    assert crit.structure_loss([feat], [inverse], indices=[idx]).item() > 1e-4
+    centred = SpatialCorrelativeLoss([6], SpatialLossConfig(window=3, num_queries=4))
+    assert centred.structure_loss([feat], [inverse], indices=[idx]).item() < 1e-6

@@ -244,3 +244,19 @@ def test_cut_resume_is_bit_exact(dataset: Path, tmp_path: Path) -> None:
     for pa, pb in zip(a["pools"]["fake_B"]["images"], b["pools"]["fake_B"]["images"], strict=True):
         assert torch.equal(pa, pb)
     assert torch.equal(a["generator"], b["generator"])
+
+
+@pytest.mark.parametrize(
+    "name", ["lsesim", "cyclegan", "cut", "perceptual", "distancegan", "gcgan"]
+)
+def test_discriminators_take_the_scaled_learning_rate(dataset: Path, name: str) -> None:
+    # optim.d_lr_scale sets every recipe's D learning rate (two time-scale updates); G (and
+    # any heads) keep optim.lr.
+    cfg = small(name, dataset)
+    cfg = replace(cfg, optim=replace(cfg.optim, lr=1e-4, lr_heads=1e-4, d_lr_scale=4.0))
+    method = get_method(cfg.method)
+    opts = method.build_optimizers(cfg, method.build(cfg))
+    assert [g["lr"] for g in opts["D"].param_groups] == pytest.approx([4e-4])
+    for key in set(opts) - {"D"}:
+        lrs = [g["lr"] for g in opts[key].param_groups]
+        assert lrs == pytest.approx([1e-4] * len(lrs))

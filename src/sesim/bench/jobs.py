@@ -24,7 +24,7 @@ import yaml
 from sesim.bench.judges import prepare_judges
 from sesim.bench.presets import BenchPreset
 from sesim.bench.tasks import prepare_data
-from sesim.config import TrainConfig, to_dict
+from sesim.config import TrainConfig, from_dict, to_dict
 from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.runs import list_checkpoints, newest_readable_checkpoint
@@ -47,13 +47,20 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse a run folder that holds a run with another config.
 
+    A field missing from the saved config (written by a sesim version that did not have it yet)
+    counts as its default, the value that keeps the older behaviour.
+
     Raises:
         UserError: naming the first differing fields.
     """
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
-    old = _flat(yaml.safe_load(saved.read_text()) or {})
+    raw = yaml.safe_load(saved.read_text()) or {}
+    try:
+        old = _flat(to_dict(from_dict(TrainConfig, raw)))
+    except UserError:  # a field this version no longer knows: compare as saved
+        old = _flat(raw)
     new = _flat(to_dict(cfg))
     differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if differ:

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 SimKind = Literal["cosine", "tanh"]
-CompareMode = Literal["cos", "l1", "info"]
+CompareMode = Literal["cos", "l1", "info", "kl"]
 QueryStrategy = Literal["random", "grid", "structure"]
 MaskKind = Literal["target", "both", "none"]
 
 SIM_KINDS: tuple[str, ...] = ("cosine", "tanh")
-COMPARE_MODES: tuple[str, ...] = ("cos", "l1", "info")
+COMPARE_MODES: tuple[str, ...] = ("cos", "l1", "info", "kl")
 QUERY_STRATEGIES: tuple[str, ...] = ("random", "grid", "structure")
 MASK_KINDS: tuple[str, ...] = ("target", "both", "none")
 
@@ -70,20 +70,25 @@ def _check_query_idx(query_idx: Tensor, height: int, width: int, batch: int | No
         )
 
 
-def normalize_features(feat: Tensor, kind: SimKind = "cosine") -> Tensor:
+def normalize_features(feat: Tensor, kind: SimKind = "cosine", *, center: bool = True) -> Tensor:
     """Prepare features for dot-product similarity.
 
     Args:
         feat: (B, C, H, W) features.
         kind: ``"cosine"`` mean-centres over space and L2-normalises over channels;
             ``"tanh"`` mean-centres over space and divides by sqrt(C) (the public code's default).
+        center: subtract each image's spatial mean first (the public code does). Centred
+            similarities are unchanged when the features are negated around their mean, so a
+            loss built on them cannot tell a region's appearance from its inverse; without
+            centring that symmetry is gone.
 
     Returns:
         (B, C, H, W) normalised features.
     """
     if kind not in SIM_KINDS:
         raise ValueError(f"unknown similarity kind {kind!r}; choose one of {SIM_KINDS}")
-    feat = feat - feat.mean(dim=(2, 3), keepdim=True)
+    if center:
+        feat = feat - feat.mean(dim=(2, 3), keepdim=True)
     if kind == "cosine":
         return F.normalize(feat, dim=1)
     return feat / math.sqrt(feat.shape[1])
@@ -123,6 +128,8 @@ def self_similarity(
     query_idx: Tensor,
     window: int | None = None,
     kind: SimKind = "cosine",
+    *,
+    center: bool = True,
 ) -> Tensor:
     """Spatially-correlative maps S (eq. 1) of sampled query points.
 
@@ -134,6 +141,7 @@ def self_similarity(
             smaller than both H and W, compares each query with the whole map.
         kind: ``"cosine"`` (mean-centred, L2-normalised features, dot product) or ``"tanh"``
             (mean-centred, divided by sqrt(C), ``tanh(dot / 10)``, the public code's default).
+        center: mean-centre the features over space first (see :func:`normalize_features`).
 
     Returns:
         (B, N, K) similarities, K = window*window for a local window inside a square map,
@@ -152,7 +160,7 @@ def self_similarity(
     _check_query_idx(query_idx, H, W, B)
     query_idx = query_idx.to(device=feat.device, dtype=torch.long, non_blocking=True)
 
-    flat = normalize_features(feat, kind).flatten(2)  # (B, C, HW)
+    flat = normalize_features(feat, kind, center=center).flatten(2)  # (B, C, HW)
     query = _gather_points(flat, query_idx).transpose(1, 2)  # (B, N, C)
     # One matrix product against every position; a window is then a gather of its columns.
     # This is N*HW*C multiply-adds, cheaper in practice than N copies of (C, window, window).
@@ -172,7 +180,9 @@ def _gather_points(flat: Tensor, idx: Tensor) -> Tensor:
     return flat.gather(2, idx[:, None, :].expand(-1, flat.shape[1], -1))
 
 
-def pairwise_similarity(feat: Tensor, idx: Tensor, kind: SimKind = "cosine") -> Tensor:
+def pairwise_similarity(
+    feat: Tensor, idx: Tensor, kind: SimKind = "cosine", *, center: bool = True
+) -> Tensor:
     """STROTSS-style self-similarity among a random set of points (Table 3, row A).
 
     Every sampled point is compared with every other sampled point, instead of with a dense
@@ -182,6 +192,7 @@ def pairwise_similarity(feat: Tensor, idx: Tensor, kind: SimKind = "cosine") -> 
         feat: (B, C, H, W) features.
         idx: (N,) flat indices of the sampled points (or (B, N), per image).
         kind: similarity kind, as in :func:`self_similarity`.
+        center: mean-centre the features over space first (see :func:`normalize_features`).
 
     Returns:
         (B, N, N) similarities.
@@ -191,7 +202,7 @@ def pairwise_similarity(feat: Tensor, idx: Tensor, kind: SimKind = "cosine") -> 
         raise ValueError(f"unknown similarity kind {kind!r}; choose one of {SIM_KINDS}")
     _check_query_idx(idx, feat.shape[2], feat.shape[3], feat.shape[0])
     idx = idx.to(device=feat.device, dtype=torch.long)
-    pts = _gather_points(normalize_features(feat, kind).flatten(2), idx)  # (B, C, N)
+    pts = _gather_points(normalize_features(feat, kind, center=center).flatten(2), idx)
     sim = torch.bmm(pts.transpose(1, 2), pts)
     return torch.tanh(sim / TANH_SCALE) if kind == "tanh" else sim
 
@@ -334,14 +345,19 @@ def compare_similarity(
     their cosine similarity. ``info`` is the patchwise InfoNCE loss of eq. (3): per query i the
     positive is ``src_i . tgt_i`` and the negatives are ``src_i . tgt_j`` (j != i) and the maps of
     the other image, ``src_i . other_j`` and ``tgt_i . other_j``, for all j, over L2-normalised
-    maps divided by ``temperature``.
+    maps divided by ``temperature``. ``kl`` turns each map into a distribution over its keys,
+    ``softmax(map / temperature)``, and takes KL(source || target): the keys that belong with the
+    query in the source (its own region) must keep the translation's mass, so splitting a region
+    (new texture, lost lines) costs, while how different the *other* regions become (a
+    recolouring) costs almost nothing at a low temperature; no mask is applied. Use it with
+    cosine similarities (values in [-1, 1]), as the CPU presets do.
 
     Args:
         sim_src: (B, N, K) maps of the source (input) image.
         sim_tgt: (B, N, K) maps of the target (translated or augmented) image.
-        mode: ``"cos"``, ``"l1"`` or ``"info"``.
+        mode: ``"cos"``, ``"l1"``, ``"info"`` or ``"kl"``.
         sim_other: (B, N, K) maps of another image; required for ``"info"``.
-        temperature: InfoNCE temperature tau.
+        temperature: InfoNCE temperature tau, or the softmax temperature of ``"kl"``.
         smooth: use SmoothL1 (beta 1) instead of L1 in ``cos``/``l1``; the public code does so
             with its non-normalised (tanh) similarity.
         mask: which entries ``cos``/``l1`` compare. ``"target"`` (the public code) keeps the top
@@ -376,6 +392,10 @@ def compare_similarity(
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
         return _info_nce(sim_src, sim_tgt, sim_other, temperature)
+    if mode == "kl":
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0; got {temperature}")
+        return _affinity_kl(sim_src, sim_tgt, temperature)
 
     if mask not in MASK_KINDS:
         raise ValueError(f"unknown mask {mask!r}; choose one of {MASK_KINDS}")
@@ -393,6 +413,14 @@ def compare_similarity(
         return criterion(scale * src, scale * tgt)
     cos = F.cosine_similarity(src, tgt, dim=-1)
     return criterion(torch.ones_like(cos), cos)
+
+
+def _affinity_kl(sim_src: Tensor, sim_tgt: Tensor, temperature: float) -> Tensor:
+    """KL(p_src || p_tgt) of the maps turned into distributions over keys by a softmax at
+    ``temperature``; mean over queries and images."""
+    log_p = F.log_softmax(sim_src / temperature, dim=-1)
+    log_q = F.log_softmax(sim_tgt / temperature, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
 
 
 def _info_nce(sim_src: Tensor, sim_tgt: Tensor, sim_other: Tensor, temperature: float) -> Tensor:

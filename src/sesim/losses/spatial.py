@@ -46,7 +46,9 @@ class SpatialLossConfig:
 
     Attributes:
         mode: how the generator's structure loss compares maps (eq. 2): ``"cos"`` or ``"l1"``
-            (``"info"`` is allowed too, with the other images as negatives).
+            (``"info"`` is allowed too, with the other images as negatives), or ``"kl"``: the
+            KL divergence between the maps as softmax distributions over keys at
+            ``temperature`` (see :func:`~sesim.losses.selfsim.compare_similarity`).
         kind: ``"tanh"`` (public default, ``use_norm`` off) or ``"cosine"`` similarity.
         num_queries: query points sampled per layer (256).
         window: side of the local key window; None compares with the whole map. 64 covers every
@@ -58,12 +60,16 @@ class SpatialLossConfig:
             ``"structure"``: half random, half drawn per image where the source features differ
             most from their neighbourhood (edges, thin lines, small objects).
         learned: LSeSim: learned 1x1-conv heads on each layer, trained by :meth:`contrastive_loss`.
-        temperature: InfoNCE temperature (eq. 3).
+        temperature: InfoNCE temperature (eq. 3); also the softmax temperature of ``"kl"``.
         smooth: SmoothL1 in ``cos``/``l1``; None follows the public code (SmoothL1 with tanh).
         head_init_gain: std of the heads' normal initialisation.
         mask: entries compared by ``cos``/``l1``: ``"target"`` (the translation's top quarter,
             the public code), ``"both"`` (the union of both maps' top quarters) or ``"none"``;
             see :func:`~sesim.losses.selfsim.compare_similarity`.
+        center: mean-centre each image's features over space before the similarities (the
+            public code). Centred similarities do not change when a region's features are
+            negated around the mean, e.g. dark and light swapped
+            (:func:`~sesim.losses.selfsim.normalize_features`).
     """
 
     mode: CompareMode = "cos"
@@ -77,6 +83,7 @@ class SpatialLossConfig:
     smooth: bool | None = None
     head_init_gain: float = 0.02
     mask: MaskKind = "target"
+    center: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in COMPARE_MODES:
@@ -226,9 +233,9 @@ class SpatialCorrelativeLoss(nn.Module):
         """
         cfg = self.config
         if cfg.variant == "pairwise":
-            return pairwise_similarity(feat, idx, cfg.kind)
+            return pairwise_similarity(feat, idx, cfg.kind, center=cfg.center)
         window = None if cfg.variant == "global" else cfg.window
-        return self_similarity(feat, idx, window, cfg.kind)
+        return self_similarity(feat, idx, window, cfg.kind, center=cfg.center)
 
     # Losses.
     def structure_loss(

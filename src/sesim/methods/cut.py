@@ -93,7 +93,7 @@ def build_optimizers(cfg: TrainConfig, nets: CUTNets) -> dict[str, torch.optim.O
     betas = (o.beta1, o.beta2)
     return {
         "G": torch.optim.Adam(nets.G.parameters(), lr=o.lr, betas=betas, foreach=True),
-        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr, betas=betas, foreach=True),
+        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr_d, betas=betas, foreach=True),
         "heads": torch.optim.Adam(nets.heads.parameters(), lr=o.lr, betas=betas, foreach=True),
     }
 

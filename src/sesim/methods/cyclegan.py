@@ -91,7 +91,7 @@ def build_optimizers(cfg: TrainConfig, nets: CycleGANNets) -> dict[str, torch.op
     discs = itertools.chain(nets.D.parameters(), nets.D_A.parameters())
     return {
         "G": torch.optim.Adam(gens, lr=o.lr, betas=betas, foreach=True),
-        "D": torch.optim.Adam(discs, lr=o.lr, betas=betas, foreach=True),
+        "D": torch.optim.Adam(discs, lr=o.lr_d, betas=betas, foreach=True),
     }
 
 

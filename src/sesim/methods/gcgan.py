@@ -101,7 +101,7 @@ def build_optimizers(cfg: TrainConfig, nets: GcGANNets) -> dict[str, torch.optim
     d_params = [*nets.D.parameters(), *nets.D_gc.parameters()]
     return {
         "G": torch.optim.Adam(nets.G.parameters(), lr=o.lr, betas=betas, foreach=True),
-        "D": torch.optim.Adam(d_params, lr=o.lr, betas=betas, foreach=True),
+        "D": torch.optim.Adam(d_params, lr=o.lr_d, betas=betas, foreach=True),
     }
 
 

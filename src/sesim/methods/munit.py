@@ -175,7 +175,7 @@ def build_optimizers(cfg: TrainConfig, nets: MunitNets) -> dict[str, torch.optim
             nets.G.parameters(), lr=o.lr, betas=betas, weight_decay=wd, foreach=True
         ),
         "D": torch.optim.Adam(
-            nets.D.parameters(), lr=o.lr, betas=betas, weight_decay=wd, foreach=True
+            nets.D.parameters(), lr=o.lr_d, betas=betas, weight_decay=wd, foreach=True
         ),
     }
     if nets.crit.heads is not None:

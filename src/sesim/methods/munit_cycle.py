@@ -119,7 +119,7 @@ def build_optimizers(cfg: TrainConfig, nets: MunitCycleNets) -> dict[str, torch.
     d_params = [*nets.D.parameters(), *nets.D_A.parameters()]
     return {
         "G": torch.optim.Adam(g_params, lr=o.lr, betas=betas, weight_decay=wd, foreach=True),
-        "D": torch.optim.Adam(d_params, lr=o.lr, betas=betas, weight_decay=wd, foreach=True),
+        "D": torch.optim.Adam(d_params, lr=o.lr_d, betas=betas, weight_decay=wd, foreach=True),
     }
 
 

@@ -82,7 +82,7 @@ def build_optimizers(cfg: TrainConfig, nets: SesimNets) -> dict[str, torch.optim
     betas = (o.beta1, o.beta2)
     opts: dict[str, torch.optim.Optimizer] = {
         "G": torch.optim.Adam(nets.G.parameters(), lr=o.lr, betas=betas, foreach=True),
-        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr, betas=betas, foreach=True),
+        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr_d, betas=betas, foreach=True),
     }
     if nets.crit.heads is not None:
         opts["heads"] = torch.optim.Adam(

@@ -142,7 +142,7 @@ def build_optimizers(cfg: TrainConfig, nets: SingleImageNets) -> dict[str, torch
     betas = (o.beta1, o.beta2)
     return {
         "G": torch.optim.Adam(nets.G.parameters(), lr=o.lr, betas=betas, foreach=True),
-        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr, betas=betas, foreach=True),
+        "D": torch.optim.Adam(nets.D.parameters(), lr=o.lr_d, betas=betas, foreach=True),
     }
 
 
