@@ -377,3 +377,8 @@ def test_a_run_folder_from_an_older_version_counts_missing_fields_as_defaults(
     check_run_dir(cfg, tmp_path)
     with pytest.raises(UserError, match=r"another config \(differs in optim.d_lr_scale\)"):
         check_run_dir(replace(cfg, optim=replace(cfg.optim, d_lr_scale=2.0)), tmp_path)
+    # A field this version does not know means another config too.
+    saved["optim"]["retired_option"] = 1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(UserError, match=r"another config \(.*retired_option"):
+        check_run_dir(cfg, tmp_path)

@@ -24,7 +24,7 @@ import yaml
 from sesim.bench.judges import prepare_judges
 from sesim.bench.presets import BenchPreset
 from sesim.bench.tasks import prepare_data
-from sesim.config import TrainConfig, from_dict, to_dict
+from sesim.config import TrainConfig, config_diff, from_dict
 from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.runs import list_checkpoints, newest_readable_checkpoint
@@ -32,16 +32,6 @@ from sesim.train import resume, train
 
 # ---------------------------------------------------------------------------------------------
 # Runs.
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
@@ -56,13 +46,13 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
-    raw = yaml.safe_load(saved.read_text()) or {}
     try:
-        old = _flat(to_dict(from_dict(TrainConfig, raw)))
-    except UserError:  # a field this version no longer knows: compare as saved
-        old = _flat(raw)
-    new = _flat(to_dict(cfg))
-    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        old = from_dict(TrainConfig, yaml.safe_load(saved.read_text()) or {})
+    except UserError as exc:  # a field this version does not know, or a value it refuses
+        raise UserError(
+            f"{run_dir} holds a run with another config ({exc}); delete it or choose another --out"
+        ) from None
+    differ = sorted(path for path, _, _ in config_diff(cfg, old))
     if differ:
         raise UserError(
             f"{run_dir} holds a run with another config (differs in {', '.join(differ[:5])}); "

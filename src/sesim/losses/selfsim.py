@@ -381,6 +381,8 @@ def compare_similarity(
         raise ValueError(
             f"sim_src and sim_tgt shapes differ: {tuple(sim_src.shape)} vs {tuple(sim_tgt.shape)}"
         )
+    if mode in ("info", "kl") and temperature <= 0:
+        raise ValueError(f"temperature must be > 0; got {temperature}")
     if mode == "info":
         if sim_other is None:
             raise ValueError("mode 'info' needs sim_other, the maps of another image (negatives)")
@@ -389,12 +391,8 @@ def compare_similarity(
                 f"sim_other shape {tuple(sim_other.shape)} differs from sim_src "
                 f"{tuple(sim_src.shape)}"
             )
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}")
         return _info_nce(sim_src, sim_tgt, sim_other, temperature)
     if mode == "kl":
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}")
         return _affinity_kl(sim_src, sim_tgt, temperature)
 
     if mask not in MASK_KINDS:
