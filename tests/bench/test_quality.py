@@ -174,7 +174,7 @@ def test_appearance_net_shapes() -> None:
 def test_every_row_shares_networks_data_and_budget(toy_data: TaskData) -> None:
     rows = available_methods()
     assert {"fsesim", "lsesim", *(f"table3-{r}" for r in "ABCDEF")} <= set(rows)
-    configs = [run_config(m, TOY, toy_data.root, 0, "cpu", "random") for m in rows]
+    configs = {m: run_config(m, TOY, toy_data.root, 0, "cpu", "random") for m in rows}
     shared = {
         (
             c.steps,
@@ -182,12 +182,19 @@ def test_every_row_shares_networks_data_and_budget(toy_data: TaskData) -> None:
             c.model,
             c.data,
             c.optim.lr,
-            c.optim.identity_warmup,
             c.structure.loss.num_queries,
         )
-        for c in configs
+        for c in configs.values()
     }
     assert len(shared) == 1
+    # The bench's identity warm-up, except for the CPU presets tuned to start without it.
+    cold = {m for m, c in configs.items() if c.optim.identity_warmup == 0}
+    assert cold == {"perceptual", "distancegan"}
+    assert all(configs[m].optim.identity_warmup == TOY.identity_warmup for m in set(rows) - cold)
+    # The identity L1 on target images is F/LSeSim's; baselines keep their own terms.
+    assert configs["fsesim"].structure.identity_weight > 0
+    assert configs["lsesim"].structure.identity_weight > 0
+    assert all(c.structure.identity_weight == 0 for c in configs.values() if c.method != "sesim")
     # Windows keep their size relative to the image: tiny is at 64 px, Table 3 at 256 px.
     quick = BENCH_PRESETS["quick"]
     assert (
