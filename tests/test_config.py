@@ -122,3 +122,18 @@ def test_cpu_presets_still_count_steps() -> None:
         cfg = validate(preset(name))
         if name.startswith(("tiny", "munit-tiny", "single-image")) or name.endswith("-tiny"):
             assert cfg.steps > 0 and cfg.snapshot_every_epochs == 0, name
+
+
+def test_only_recipes_that_read_it_carry_an_identity_weight() -> None:
+    """``structure.identity_weight`` is read by the SeSim and single-image recipes only; a
+    preset of another recipe that inherits ``tiny``'s value would carry a setting that does
+    nothing and would change its run folders' configs."""
+    for name, build in PRESETS.items():
+        cfg = build()
+        if cfg.method not in ("sesim", "singleimage"):
+            assert cfg.structure.identity_weight == 0, name
+    assert PRESETS["tiny"]().structure.identity_weight == 2.0
+    assert PRESETS["tiny-lsesim"]().structure.identity_weight == 5.0
+    # the paper presets keep the public code's setting: no identity term
+    assert PRESETS["fsesim"]().structure.identity_weight == 0
+    assert PRESETS["lsesim"]().structure.identity_weight == 0
