@@ -17,6 +17,7 @@ from sesim.config import preset, validate
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.devices import Dist
 from sesim.errors import UserError
+from sesim.methods.sesim import structure_weight
 from sesim.nets.resnet import ResnetGenerator
 from sesim.runs import load_checkpoint
 from sesim.train import identity_warmup, train
@@ -37,6 +38,19 @@ def test_validate_refuses_bad_depth_and_warmups() -> None:
         validate(replace(base, optim=replace(base.optim, identity_warmup=-1)))
     with pytest.raises(UserError, match="balance"):
         validate(replace(base, structure=replace(base.structure, balance=-1.0)))
+    with pytest.raises(UserError, match="weight_final"):
+        validate(replace(base, structure=replace(base.structure, weight_final=-1.0)))
+    with pytest.raises(UserError, match=r"baseline\.identity_weight"):
+        validate(replace(base, baseline=replace(base.baseline, identity_weight=-1.0)))
+
+
+def test_structure_weight_ramps_linearly_to_its_final_value() -> None:
+    cfg = replace(preset("tiny"), steps=11)
+    assert structure_weight(cfg, 0) == structure_weight(cfg, 10) == cfg.structure.weight
+    ramp = replace(cfg, structure=replace(cfg.structure, weight=10.0, weight_final=30.0))
+    assert [structure_weight(ramp, s) for s in (0, 5, 10, 50)] == [10.0, 20.0, 30.0, 30.0]
+    down = replace(ramp, structure=replace(ramp.structure, weight_final=5.0))
+    assert structure_weight(down, 10) == 5.0
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +118,12 @@ def test_balance_and_gan_warmup_train_and_log_the_weight(dataset: Path, tmp_path
     assert {"loss/G_struct_w", "loss/grad_gan", "loss/grad_struct"} <= set(tags)
     weights = [e.value for e in events.Scalars("loss/G_struct_w")]
     assert len(weights) == 3 and all(w > 0 for w in weights)
+
+
+def test_structure_weight_ramp_trains_and_logs_the_weight(dataset: Path, tmp_path: Path) -> None:
+    cfg = _small(dataset, steps=3, weight=10.0, weight_final=30.0)
+    train(cfg, tmp_path / "run", quiet=True)  # type: ignore[arg-type]
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    weights = [e.value for e in events.Scalars("loss/G_struct_w")]
+    assert weights == pytest.approx([10.0, 20.0, 30.0])

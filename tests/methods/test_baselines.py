@@ -260,3 +260,22 @@ def test_discriminators_take_the_scaled_learning_rate(dataset: Path, name: str) 
     for key in set(opts) - {"D"}:
         lrs = [g["lr"] for g in opts[key].param_groups]
         assert lrs == pytest.approx([1e-4] * len(lrs))
+
+
+@pytest.mark.parametrize("name", ("perceptual", "distancegan", "cut", "fastcut"))
+def test_baseline_identity_term_is_logged_and_moves_the_generator(
+    name: str, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``baseline.identity_weight`` adds |G(y) - y|_1 to the generator loss of the recipes
+    without a pixel identity term of their own; 0 leaves the recipe as its public code."""
+    generators = {}
+    for weight in (0.0, 2.0):
+        cfg = small(name, dataset)
+        cfg = replace(cfg, baseline=replace(cfg.baseline, identity_weight=weight))
+        seen = _record_logs(monkeypatch, METHODS[name])
+        final = train(validate(cfg), tmp_path / f"run{weight}", quiet=True)
+        assert ("G_idt" in seen[0]) == (weight > 0)
+        if weight > 0:
+            assert all(0 < float(logs["G_idt"]) < 2 for logs in seen)
+        generators[weight] = load_checkpoint(final)["nets"]["G"]
+    assert any(not torch.equal(generators[0.0][k], generators[2.0][k]) for k in generators[0.0])

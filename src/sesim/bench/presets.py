@@ -204,10 +204,10 @@ def parse_list(
 def _starts_cold(base: TrainConfig) -> bool:
     """Whether a row keeps its preset's choice to start without the identity warm-up.
 
-    The CPU presets (``tiny*``) were tuned at the bench's scale: the baselines with no term that
-    sends target images through the generator start without the warm-up, because started at the
-    identity their discriminator wins outright and the run stays in the input domain
-    (``docs/structure.md`` section 6). Every other row gets the bench's warm-up.
+    The CPU presets (``tiny*``) were tuned at the bench's scale: ``tiny-distancegan`` starts
+    without the warm-up, because started at the identity its discriminator won outright and
+    runs stayed in the input domain (``docs/structure.md`` section 6). Every other row gets the
+    bench's warm-up.
     """
     return base.preset.startswith("tiny") and base.optim.identity_warmup == 0
 

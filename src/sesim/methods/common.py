@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sesim.config import TrainConfig
@@ -168,6 +169,21 @@ def heads_step(
         loss = crit.contrastive_loss(src, pos, feats_oth, generator=ctx.generator)
     ctx.update("heads", loss)
     return {"heads_nce": loss.detach()}
+
+
+def pixel_identity(G: nn.Module, real_b: Tensor) -> tuple[Tensor, Tensor]:
+    """The identity term on target-domain images, ``|G(y) - y|_1``: a translator should leave an
+    image that already looks like the target domain unchanged.
+
+    Args:
+        G: the generator (gradients flow into it).
+        real_b: (B, 3, H, W) target-domain images.
+
+    Returns:
+        ``G(y)`` (B, 3, H, W) and the scalar mean absolute difference.
+    """
+    idt_b = G(real_b)
+    return idt_b, F.l1_loss(idt_b, real_b)
 
 
 def discriminator_step(

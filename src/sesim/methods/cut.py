@@ -19,7 +19,8 @@ Departures: the optimiser settings, GAN objective, image pool and schedule are t
 pool); the heads use ``cfg.optim.lr`` as CUT does (not ``lr_heads``, which is LSeSim's). G runs
 on x and y separately instead of on their concatenation (the same result with instance
 normalisation). FastCUT's optional flip-equivariance regulariser (``--flip_equivariance``) is not
-implemented. The heads are built in ``build`` from the generator's channel counts instead of on a
+implemented. ``cfg.baseline.identity_weight`` adds a pixel identity L1 ``|G(y) - y|_1`` (not in
+CUT's code; off by default, set by the CPU FastCUT preset). The heads are built in ``build`` from the generator's channel counts instead of on a
 throwaway first forward pass.
 """
 
@@ -33,7 +34,12 @@ from torch import Tensor, nn
 from sesim.config import TrainConfig
 from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
 from sesim.losses.patchnce import PatchSampleMLP, patchnce_loss
-from sesim.methods.common import StepContext, build_discriminator, build_generator
+from sesim.methods.common import (
+    StepContext,
+    build_discriminator,
+    build_generator,
+    pixel_identity,
+)
 from sesim.nets.init import init_weights
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
@@ -146,8 +152,8 @@ def train_step(nets: CUTNets, ctx: StepContext, batch: dict[str, Tensor]) -> dic
         batch: ``A`` (B, 3, H, W) inputs and ``B`` (B, 3, H, W) target-domain images in [-1, 1].
 
     Returns:
-        Detached scalars: ``D_real``, ``D_fake``, ``G_gan``, ``G_nce`` and (with identity)
-        ``G_nce_idt``; the NCE terms are unweighted.
+        Detached scalars: ``D_real``, ``D_fake``, ``G_gan``, ``G_nce``, (with identity)
+        ``G_nce_idt`` and (with ``cfg.baseline.identity_weight``) ``G_idt``; unweighted.
     """
     cfg = ctx.cfg
     b = cfg.baseline
@@ -184,6 +190,10 @@ def train_step(nets: CUTNets, ctx: StepContext, batch: dict[str, Tensor]) -> dic
                 logs["G_nce_idt"] = loss_nce_idt.detach()
                 both = 0.5 * (loss_nce + loss_nce_idt)
             loss_g = loss_g + b.nce_weight * both
+        if b.identity_weight > 0:
+            _, loss_idt = pixel_identity(nets.G, real_b)
+            loss_g = loss_g + b.identity_weight * loss_idt
+            logs["G_idt"] = loss_idt.detach()
     # CUT zeroes and steps the heads' optimizer together with G's, from the same backward pass
     # (the heads get no gradient, and are not stepped, when PatchNCE is off). In multi-process
     # runs their gradients are averaged across ranks like G's.

@@ -13,7 +13,9 @@ one image (usable at batch 1)::
 
     L_G = GAN(D(G(x))) + w * (L_dist + L_self)
 
-with w = ``cfg.baseline.distance_weight`` (the official ``--lambda_distance_A``, 1). The public
+with w = ``cfg.baseline.distance_weight`` (the official ``--lambda_distance_A``, 1), plus
+``cfg.baseline.identity_weight`` times ``|G(y) - y|_1`` on target images when set (off by
+default). The public
 code uses one term or the other (``--use_self_distance``); sesim sums the pair term (batches of
 two or more) and the self term (``cfg.baseline.distance_self``). Departure: the official code
 estimates mu and sigma once from up to 900 training images before training; sesim keeps
@@ -37,6 +39,7 @@ from sesim.methods.common import (
     build_discriminator,
     build_generator,
     discriminator_step,
+    pixel_identity,
 )
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
@@ -182,8 +185,8 @@ def train_step(
         batch: ``A`` (B, 3, H, W) inputs and ``B`` (B, 3, H, W) target-domain images.
 
     Returns:
-        Detached scalars: ``D_real``, ``D_fake``, ``G_gan`` and ``G_dist_pair`` /
-        ``G_dist_self`` (unweighted; when computed).
+        Detached scalars: ``D_real``, ``D_fake``, ``G_gan``, ``G_dist_pair`` /
+        ``G_dist_self`` and ``G_idt`` (unweighted; when computed).
     """
     cfg = ctx.cfg
     b = cfg.baseline
@@ -206,6 +209,10 @@ def train_step(
         loss_gan = generator_loss(nets.D(fake_b), cfg.optim.gan_mode)
         terms = distance_loss(nets.stats, real_a, fake_b, use_pairs, b.distance_self)
         loss_g = loss_gan + b.distance_weight * sum(terms.values(), loss_gan.new_zeros(()))
+        if b.identity_weight > 0:
+            _, loss_idt = pixel_identity(nets.G, real_b)
+            loss_g = loss_g + b.identity_weight * loss_idt
+            logs["G_idt"] = loss_idt.detach()
     ctx.update("G", loss_g)
     nets.D.requires_grad_(True)
     if ctx.scaler is not None:

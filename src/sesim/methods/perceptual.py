@@ -5,7 +5,8 @@ the same VGG16 taps (``cfg.structure.layers``, weights ``cfg.structure.vgg_weigh
 
     L_G = GAN(D(G(x))) + lambda_p * mean_l |phi_l(x) - phi_l(G(x))|_1
 
-with lambda_p = ``cfg.baseline.perceptual_weight``. Unlike the self-similarity maps, these
+with lambda_p = ``cfg.baseline.perceptual_weight``, plus ``cfg.baseline.identity_weight`` times the
+identity L1 ``|G(y) - y|_1`` on target images when that weight is set (off by default). Unlike the self-similarity maps, these
 features also carry appearance (colour, texture), so the loss resists the domain change; the
 baseline shows what comparing structure instead buys. Everything else (networks, discriminator
 loss 0.5 * (real + fake) on a pooled fake, ``cfg.optim``) is the SeSim recipe's.
@@ -25,7 +26,12 @@ from torch import Tensor, nn
 from sesim.config import TrainConfig
 from sesim.features.vgg import VGG16Features
 from sesim.losses.adversarial import discriminator_loss_terms, generator_loss
-from sesim.methods.common import StepContext, build_discriminator, build_generator
+from sesim.methods.common import (
+    StepContext,
+    build_discriminator,
+    build_generator,
+    pixel_identity,
+)
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B",)
@@ -107,7 +113,8 @@ def train_step(
         batch: ``A`` (B, 3, H, W) inputs and ``B`` (B, 3, H, W) target-domain images in [-1, 1].
 
     Returns:
-        Detached scalars: ``D_real``, ``D_fake``, ``G_gan`` and ``G_perceptual`` (unweighted).
+        Detached scalars: ``D_real``, ``D_fake``, ``G_gan``, ``G_perceptual`` and (with
+        ``cfg.baseline.identity_weight``) ``G_idt``, unweighted.
     """
     cfg = ctx.cfg
     mode = cfg.optim.gan_mode
@@ -131,6 +138,11 @@ def train_step(
         loss_gan = generator_loss(nets.D(fake_b), mode)
         loss_p = perceptual_loss(feats_a, nets.vgg(fake_b))
         loss_g = loss_gan + cfg.baseline.perceptual_weight * loss_p
+        logs = {}
+        if cfg.baseline.identity_weight > 0:
+            _, loss_idt = pixel_identity(nets.G, real_b)
+            loss_g = loss_g + cfg.baseline.identity_weight * loss_idt
+            logs["G_idt"] = loss_idt.detach()
     ctx.update("G", loss_g)
     nets.D.requires_grad_(True)
     if ctx.scaler is not None:
@@ -140,4 +152,5 @@ def train_step(
         "D_fake": d_fake.detach(),
         "G_gan": loss_gan.detach(),
         "G_perceptual": loss_p.detach(),
+        **logs,
     }

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sesim.config import TrainConfig
@@ -30,6 +29,7 @@ from sesim.methods.common import (
     build_generator,
     discriminator_step,
     heads_step,
+    pixel_identity,
 )
 from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
 
@@ -136,6 +136,15 @@ def balanced_output_loss(
     return surrogate, logs
 
 
+def structure_weight(cfg: TrainConfig, step: int) -> float:
+    """The structure term's weight at adversarial step ``step`` (0-based): ``weight``, or the
+    linear ramp to ``weight_final`` over the run when that is set."""
+    s = cfg.structure
+    if s.weight_final <= 0 or cfg.steps <= 1:
+        return s.weight
+    return s.weight + (s.weight_final - s.weight) * min(1.0, step / (cfg.steps - 1))
+
+
 def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """One optimisation step of every network; returns detached losses for logging.
 
@@ -179,11 +188,13 @@ def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> d
             )
             logs.update(balance_logs)
         else:
-            loss_g = gan_w * loss_gan + s.weight * loss_struct
+            weight = structure_weight(cfg, ctx.step)
+            loss_g = gan_w * loss_gan + weight * loss_struct
+            if s.weight_final > 0:
+                logs["G_struct_w"] = loss_struct.new_tensor(weight).detach()
         if s.identity_weight > 0 or s.identity_structure_weight > 0:
-            idt_b = nets.G(real_b)
+            idt_b, loss_idt = pixel_identity(nets.G, real_b)
             if s.identity_weight > 0:
-                loss_idt = F.l1_loss(idt_b, real_b)
                 loss_g = loss_g + s.identity_weight * loss_idt
                 logs["G_idt"] = loss_idt.detach()
             if s.identity_structure_weight > 0:
