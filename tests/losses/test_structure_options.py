@@ -120,6 +120,29 @@ def test_structure_strategy_gives_per_image_queries_and_a_zero_loss_on_identity(
     assert other.item() > 1e-3
 
 
+@pytest.mark.parametrize(("share", "n_own"), [(0.0, 0), (0.25, 4), (1.0, 16)])
+def test_structure_share_sets_how_many_queries_follow_the_structure(
+    share: float, n_own: int
+) -> None:
+    cfg = SpatialLossConfig(
+        num_queries=16, window=5, query_strategy="structure", structure_share=share
+    )
+    crit = SpatialCorrelativeLoss((4,), cfg)
+    feat = _bars()
+    (idx,) = crit.sample_indices([feat], generator=torch.Generator().manual_seed(0))
+    assert idx.shape == (2, 16)
+    shared = 16 - n_own
+    assert torch.equal(idx[0, :shared], idx[1, :shared])  # the uniform part is shared
+    own = idx[:, shared:] % 16
+    if n_own:  # the rest sits at the bar (columns 3-7), 31 % of the columns by chance
+        assert ((own - 5).abs() <= 2).float().mean().item() > 0.9
+
+
+def test_structure_share_outside_zero_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="structure_share"):
+        SpatialLossConfig(query_strategy="structure", structure_share=1.5)
+
+
 # ---------------------------------------------------------------------------------------------
 # The affinity (KL) comparison.
 

@@ -57,8 +57,11 @@ class SpatialLossConfig:
             query and a key; Table 3 row B), ``"pairwise"`` (STROTSS-style similarities among
             the sampled points only; row A).
         query_strategy: ``"random"`` without replacement (the paper's choice), ``"grid"``, or
-            ``"structure"``: half random, half drawn per image where the source features differ
-            most from their neighbourhood (edges, thin lines, small objects).
+            ``"structure"``: ``structure_share`` of them drawn per image where the source
+            features differ most from their neighbourhood (edges, thin lines, small objects),
+            the rest uniformly.
+        structure_share: the share of the queries placed by distinctiveness under the
+            ``"structure"`` strategy (0.5; 0 is ``"random"``, 1 places every query there).
         learned: LSeSim: learned 1x1-conv heads on each layer, trained by :meth:`contrastive_loss`.
         temperature: InfoNCE temperature (eq. 3); also the softmax temperature of ``"kl"``.
         smooth: SmoothL1 in ``cos``/``l1``; None follows the public code (SmoothL1 with tanh).
@@ -78,6 +81,7 @@ class SpatialLossConfig:
     window: int | None = 64
     variant: MapVariant = "local"
     query_strategy: QueryStrategy = "random"
+    structure_share: float = 0.5
     learned: bool = False
     temperature: float = 0.07
     smooth: bool | None = None
@@ -96,6 +100,8 @@ class SpatialLossConfig:
             raise ValueError(
                 f"unknown query strategy {self.query_strategy!r}; choose one of {QUERY_STRATEGIES}"
             )
+        if not 0.0 <= self.structure_share <= 1.0:
+            raise ValueError(f"structure_share must be in [0, 1]; got {self.structure_share}")
         if self.mask not in MASK_KINDS:
             raise ValueError(f"unknown mask {self.mask!r}; choose one of {MASK_KINDS}")
         if self.window is not None and self.window < 1:
@@ -198,9 +204,10 @@ class SpatialCorrelativeLoss(nn.Module):
 
         Returns:
             Per layer, (N_l,) flat indices shared by the batch, or (B, N_l) per-image indices
-            for the ``"structure"`` strategy: half of them drawn uniformly (shared), half drawn
-            per image where the features differ most from their neighbourhood
-            (:func:`~sesim.losses.selfsim.sample_structure_queries`).
+            for the ``"structure"`` strategy: ``structure_share`` of them drawn per image where
+            the features differ most from their neighbourhood
+            (:func:`~sesim.losses.selfsim.sample_structure_queries`), the rest uniformly
+            (shared by the batch).
         """
         cfg = self.config
         out = []
@@ -215,10 +222,15 @@ class SpatialCorrelativeLoss(nn.Module):
                     )
                 )
                 continue
-            shared = sample_queries(h, w, num - num // 2, generator=generator, device=f.device)
-            window = cfg.window if cfg.window is not None else max(h, w)
-            own = sample_structure_queries(f, num // 2, window, generator)
-            out.append(torch.cat([shared.expand(f.shape[0], -1), own], dim=1))
+            n_own = int(num * cfg.structure_share)
+            parts = []
+            if n_own < num:
+                shared = sample_queries(h, w, num - n_own, generator=generator, device=f.device)
+                parts.append(shared.expand(f.shape[0], -1))
+            if n_own > 0:
+                window = cfg.window if cfg.window is not None else max(h, w)
+                parts.append(sample_structure_queries(f, n_own, window, generator))
+            out.append(torch.cat(parts, dim=1))
         return out
 
     def maps(self, feat: Tensor, idx: Tensor) -> Tensor:
