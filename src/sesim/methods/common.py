@@ -171,18 +171,23 @@ def heads_step(
     return {"heads_nce": loss.detach()}
 
 
-def pixel_identity(G: nn.Module, real_b: Tensor) -> tuple[Tensor, Tensor]:
+def pixel_identity(
+    G: nn.Module, real_b: Tensor, idt_b: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """The identity term on target-domain images, ``|G(y) - y|_1``: a translator should leave an
     image that already looks like the target domain unchanged.
 
     Args:
         G: the generator (gradients flow into it).
         real_b: (B, 3, H, W) target-domain images.
+        idt_b: (B, 3, H, W) ``G(real_b)`` when the caller already computed it for another
+            term; None runs the generator here.
 
     Returns:
         ``G(y)`` (B, 3, H, W) and the scalar mean absolute difference.
     """
-    idt_b = G(real_b)
+    if idt_b is None:
+        idt_b = G(real_b)
     return idt_b, F.l1_loss(idt_b, real_b)
 
 

@@ -20,8 +20,9 @@ pool); the heads use ``cfg.optim.lr`` as CUT does (not ``lr_heads``, which is LS
 on x and y separately instead of on their concatenation (the same result with instance
 normalisation). FastCUT's optional flip-equivariance regulariser (``--flip_equivariance``) is not
 implemented. ``cfg.baseline.identity_weight`` adds a pixel identity L1 ``|G(y) - y|_1`` (not in
-CUT's code; off by default, set by the CPU FastCUT preset). The heads are built in ``build`` from the generator's channel counts instead of on a
-throwaway first forward pass.
+CUT's code; off by default and in every CUT/FastCUT preset; with CUT's identity PatchNCE both
+terms share one ``G(y)``). The heads are built in ``build`` from the generator's channel counts
+instead of on a throwaway first forward pass.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def train_step(nets: CUTNets, ctx: StepContext, batch: dict[str, Tensor]) -> dic
                 both = 0.5 * (loss_nce + loss_nce_idt)
             loss_g = loss_g + b.nce_weight * both
         if b.identity_weight > 0:
-            _, loss_idt = pixel_identity(nets.G, real_b)
+            _, loss_idt = pixel_identity(nets.G, real_b, idt_b)
             loss_g = loss_g + b.identity_weight * loss_idt
             logs["G_idt"] = loss_idt.detach()
     # CUT zeroes and steps the heads' optimizer together with G's, from the same backward pass

@@ -14,13 +14,12 @@ one image (usable at batch 1)::
     L_G = GAN(D(G(x))) + w * (L_dist + L_self)
 
 with w = ``cfg.baseline.distance_weight`` (the official ``--lambda_distance_A``, 1), plus
-``cfg.baseline.identity_weight`` times ``|G(y) - y|_1`` on target images when set (off by
-default). The public
-code uses one term or the other (``--use_self_distance``); sesim sums the pair term (batches of
-two or more) and the self term (``cfg.baseline.distance_self``). Departure: the official code
-estimates mu and sigma once from up to 900 training images before training; sesim keeps
-running (Welford) estimates over every real image it has seen, in a checkpointed buffer module
-(``stats``), because a recipe sees no dataset before its first step. The generator, the
+``cfg.baseline.identity_weight`` times ``|G(y) - y|_1`` on target images when set (off by default).
+The public code uses one term or the other (``--use_self_distance``); sesim sums the pair term
+(batches of two or more) and the self term (``cfg.baseline.distance_self``). Departure: the
+official code estimates mu and sigma once from up to 900 training images before training; sesim
+keeps running (Welford) estimates over every real image it has seen, in a checkpointed buffer
+module (``stats``), because a recipe sees no dataset before its first step. The generator, the
 discriminator (0.5 * (real + fake) on a pooled fake) and ``cfg.optim`` are those of the other
 baselines.
 """

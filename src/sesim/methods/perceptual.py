@@ -6,10 +6,11 @@ the same VGG16 taps (``cfg.structure.layers``, weights ``cfg.structure.vgg_weigh
     L_G = GAN(D(G(x))) + lambda_p * mean_l |phi_l(x) - phi_l(G(x))|_1
 
 with lambda_p = ``cfg.baseline.perceptual_weight``, plus ``cfg.baseline.identity_weight`` times the
-identity L1 ``|G(y) - y|_1`` on target images when that weight is set (off by default). Unlike the self-similarity maps, these
-features also carry appearance (colour, texture), so the loss resists the domain change; the
-baseline shows what comparing structure instead buys. Everything else (networks, discriminator
-loss 0.5 * (real + fake) on a pooled fake, ``cfg.optim``) is the SeSim recipe's.
+identity L1 ``|G(y) - y|_1`` on target images when that weight is set (off by default). Unlike the
+self-similarity maps, these features also carry appearance (colour, texture), so the loss resists
+the domain change; the baseline shows what comparing structure instead buys. Everything else
+(networks, discriminator loss 0.5 * (real + fake) on a pooled fake, ``cfg.optim``) is the SeSim
+recipe's.
 
 VGG stays frozen; no gradient is ever computed for its weights.
 """
@@ -138,7 +139,7 @@ def train_step(
         loss_gan = generator_loss(nets.D(fake_b), mode)
         loss_p = perceptual_loss(feats_a, nets.vgg(fake_b))
         loss_g = loss_gan + cfg.baseline.perceptual_weight * loss_p
-        logs = {}
+        logs: dict[str, Tensor] = {}
         if cfg.baseline.identity_weight > 0:
             _, loss_idt = pixel_identity(nets.G, real_b)
             loss_g = loss_g + cfg.baseline.identity_weight * loss_idt
