@@ -93,6 +93,8 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     for net, sd in state["nets"].items():
         for k, v in sd.items():
             flat[f"{net}.{k}"] = v
+    for k, v in (state.get("ema") or {}).items():  # the averaged generator, where kept
+        flat[f"ema.{k}"] = v
     for name, opt in state["optimizers"].items():
         for pid, st in opt["state"].items():
             for k, v in st.items():

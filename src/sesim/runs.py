@@ -370,9 +370,23 @@ def load_generator(
     cfg = config_of(state)
     G = get_method(cfg.method).build_generator(cfg)
     try:
-        G.load_state_dict(state["nets"]["G"])
+        G.load_state_dict(generator_weights(state))
     except (KeyError, RuntimeError) as exc:
         raise UserError(
             f"{checkpoint} does not match a {cfg.method}/{cfg.mode} generator: {str(exc)[:120]}"
         ) from None
     return G.to(device).eval(), cfg, int(state["step"])
+
+
+def generator_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The generator weights inference should use from a checkpoint or snapshot state: the
+    averaged generator where the run kept one (``optim.ema``), else the trained weights.
+
+    Raises:
+        KeyError: the state holds no generator.
+    """
+    average = state.get("ema")
+    if not average:
+        return state["nets"]["G"]
+    prefix = "module."  # a WeightAverage's state: the averaged copy and its update count
+    return {k.removeprefix(prefix): v for k, v in average.items() if k.startswith(prefix)}

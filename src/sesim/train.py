@@ -50,6 +50,7 @@ from sesim.errors import UserError
 from sesim.loggers import RunLogger
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
+from sesim.nets.ema import WeightAverage
 from sesim.report import write_index, write_sample_grid
 from sesim.runs import (
     CHECKPOINT_FORMAT,
@@ -425,6 +426,11 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
                 print(f"notice: {notice}", file=sys.stderr)
     elif state is None and cfg.optim.identity_warmup > 0:
         identity_warmup(nets.G, cfg, device, ranks)
+    # The averaged generator starts from the weights training starts from (after the warm-up
+    # or the initialisation, or the checkpoint's average when resuming).
+    average = WeightAverage(nets.G, cfg.optim.ema) if cfg.optim.ema > 0 else None
+    if average is not None and state is not None and state.get("ema"):
+        average.load_state_dict(state["ema"])
     trainable = nets.trainable()
     if cfg.compile:
         for module in trainable.values():
@@ -461,6 +467,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
             "rng": rng_state(),
             "ranks": per_rank,
             "history": history,
+            "ema": _plain_state(average) if average is not None else None,
         }
 
     def record_times() -> None:
@@ -478,6 +485,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
         return path
 
     timer = StepTimer(device)
+    inference_G = average.module if average is not None else nets.G  # samples and snapshots
     fixed = fixed_samples(cfg, device) if ranks.main else None
     stream = batch_stream(cfg, samples, device, ranks.rank, ranks.world)
     for module in trainable.values():
@@ -506,6 +514,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
             ctx.step = step
             timer.start()
             logs = method.train_step(nets, ctx, batch)
+            if average is not None:
+                average.update(nets.G)
             timer.stop()
             for sched in schedulers.values():
                 sched.step()
@@ -529,10 +539,10 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: 
                     writer.scalars({**scalars, "lr": float(schedulers["G"].get_last_lr()[0])}, step)
             bar.update(1)
             if fixed is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
-                _write_samples(nets.G, fixed, run_dir, step, writer, method)
+                _write_samples(inference_G, fixed, run_dir, step, writer, method)
             if ranks.main and cfg.snapshot_every > 0 and step % cfg.snapshot_every == 0:
                 save_generator_snapshot(
-                    snapshot_path(run_dir, step), generator_snapshot(cfg, step, nets.G)
+                    snapshot_path(run_dir, step), generator_snapshot(cfg, step, inference_G)
                 )
             if step % cfg.save_every == 0 or step == cfg.steps:
                 last = save(step) or last
@@ -656,6 +666,7 @@ def _write_samples(
     """A grid of the fixed inputs and their translations (one row per sampled style for
     methods that set ``SAMPLE_STYLES``, the same codes at every sample step)."""
     styles = int(getattr(method, "SAMPLE_STYLES", 0))
+    was_training = G.training
     G.eval()
     with torch.no_grad():
         if styles:
@@ -663,7 +674,7 @@ def _write_samples(
             rows = [outs[:, j] for j in range(styles)]
         else:
             rows = [translate_batch(G, fixed)]
-    G.train()
+    G.train(was_training)
     labels = ["input"] + (
         ["output"] if len(rows) == 1 else [f"style {i}" for i in range(len(rows))]
     )

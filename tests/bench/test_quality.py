@@ -182,11 +182,13 @@ def test_every_row_shares_networks_data_and_budget(toy_data: TaskData) -> None:
             c.model,
             c.data,
             c.optim.lr,
+            c.optim.ema,
             c.structure.loss.num_queries,
         )
         for c in configs.values()
     }
     assert len(shared) == 1
+    assert next(iter(configs.values())).optim.ema > 0  # every row scored by its averaged G
     # The bench's identity warm-up, except for the CPU preset tuned to start without it.
     cold = {m for m, c in configs.items() if c.optim.identity_warmup == 0}
     assert cold == {"distancegan"}

@@ -31,6 +31,9 @@ class BenchPreset:
         identity_warmup: steps of L1 reconstruction that start a generator near the identity
             (``optim.identity_warmup``), for every row except the CPU presets tuned to start
             without it.
+        ema: decay of the averaged generator every row is scored with (``optim.ema``; 0 =
+            the last weights). Quick: 0.99, the CPU presets' value (docs/structure.md section
+            6); full: 0, not measured at that scale.
         ndf: discriminator base filters.
         num_queries: query points per layer of the structure losses.
         n_train: training images per domain.
@@ -57,6 +60,7 @@ class BenchPreset:
     n_downsampling: int
     antialias: bool
     identity_warmup: int
+    ema: float
     ndf: int
     num_queries: int
     n_train: int
@@ -115,6 +119,7 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         n_downsampling=1,
         antialias=False,
         identity_warmup=100,
+        ema=0.99,
         ndf=16,
         num_queries=256,
         n_train=300,
@@ -140,6 +145,7 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         n_downsampling=2,
         antialias=True,
         identity_warmup=0,
+        ema=0.0,
         ndf=64,
         num_queries=256,
         n_train=1000,
@@ -282,6 +288,7 @@ def run_config(
             lr=bench.lr,
             lr_heads=bench.lr,
             identity_warmup=0 if _starts_cold(base) else bench.identity_warmup,
+            ema=bench.ema,
         ),
     )
     return validate(cfg)
