@@ -38,6 +38,7 @@ from torch import nn
 from sesim.config import TrainConfig, from_dict, to_dict
 from sesim.errors import UserError
 from sesim.methods import get_method
+from sesim.nets.ema import WeightAverage
 
 CHECKPOINT_FORMAT = 1
 
@@ -386,7 +387,4 @@ def generator_weights(state: dict[str, Any]) -> dict[str, Any]:
         KeyError: the state holds no generator.
     """
     average = state.get("ema")
-    if not average:
-        return state["nets"]["G"]
-    prefix = "module."  # a WeightAverage's state: the averaged copy and its update count
-    return {k.removeprefix(prefix): v for k, v in average.items() if k.startswith(prefix)}
+    return WeightAverage.averaged_weights(average) if average else state["nets"]["G"]

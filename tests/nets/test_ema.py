@@ -15,6 +15,7 @@ from sesim.errors import UserError
 from sesim.nets.ema import WeightAverage
 from sesim.runs import load_checkpoint, load_generator
 from sesim.train import train
+from tests.test_train import small
 
 
 def test_average_is_the_bias_corrected_exponential_average() -> None:
@@ -64,23 +65,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _small(data: Path, ema: float) -> TrainConfig:
-    cfg = preset("tiny")
-    return replace(
-        cfg,
-        steps=4,
-        batch=1,
-        save_every=2,
-        log_every=2,
-        sample_every=2,
-        num_samples=1,
-        device="cpu",
-        data=replace(cfg.data, root=str(data), load_size=36, crop_size=32, workers=0),
-        model=replace(cfg.model, ngf=8, ndf=8, n_blocks=1),
-        structure=replace(
-            cfg.structure, vgg_weights="random", loss=replace(cfg.structure.loss, num_queries=16)
-        ),
-        optim=replace(cfg.optim, identity_warmup=2, ema=ema),
-    )
+    cfg = small(preset("tiny"), data, steps=4)
+    return replace(cfg, optim=replace(cfg.optim, identity_warmup=2, ema=ema))
 
 
 def test_training_keeps_an_average_that_inference_uses(dataset: Path, tmp_path: Path) -> None:

@@ -49,16 +49,18 @@ class WeightAverage(nn.Module):
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current weights (one step)."""
+        """Move the average towards ``model``'s current weights (one step); ``model`` is the
+        network the average was created from (its parameters and buffers in the same order)."""
         d = self.current_decay()
-        live = dict(model.named_parameters())
-        for name, avg in self.module.named_parameters():
-            avg.lerp_(live[name].detach().to(avg.dtype), 1.0 - d)
-        buffers = dict(model.named_buffers())
-        for name, buf in self.module.named_buffers():
-            buf.copy_(buffers[name])
+        for avg, live in zip(self.module.parameters(), model.parameters(), strict=True):
+            avg.lerp_(live.detach().to(avg.dtype), 1.0 - d)
+        for buf, live_buf in zip(self.module.buffers(), model.buffers(), strict=True):
+            buf.copy_(live_buf)
         self.updates.add_(1)
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the averaged network."""
-        return self.module(*args, **kwargs)
+    @staticmethod
+    def averaged_weights(state: dict[str, Any]) -> dict[str, Any]:
+        """The averaged network's own state dict inside a ``WeightAverage`` state dict (as
+        saved in a checkpoint), ready for ``load_state_dict`` on a network like ``model``."""
+        prefix = "module."
+        return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
