@@ -54,6 +54,7 @@ TOY: BenchPreset = replace(
     n_train=8,
     n_test=6,
     aux_steps=5,
+    seg_steps=5,
     seg_width=8,
     app_width=8,
 )
@@ -324,6 +325,14 @@ def test_seed_flags(tmp_path: Path) -> None:
         resolve_args(_parse(["bench", "quality", "--seeds", "1", "--seed", "2"]))
     with pytest.raises(SystemExit):
         _parse(["bench", "quality", "--seeds", "0,x"])
+
+
+def test_aux_steps_sets_the_steps_of_both_judges(tmp_path: Path) -> None:
+    quick = BENCH_PRESETS["quick"]
+    default = resolve_args(_parse(["bench", "quality", "--out", str(tmp_path)])).bench
+    assert (default.aux_steps, default.seg_steps) == (quick.aux_steps, quick.seg_steps)
+    args = resolve_args(_parse(["bench", "quality", "--aux-steps", "7", "--out", str(tmp_path)]))
+    assert (args.bench.aux_steps, args.bench.seg_steps) == (7, 7)
 
 
 def test_mean_and_standard_error() -> None:

@@ -13,6 +13,7 @@ from sesim.metrics.segmentation import (
     DRN_WEIGHTS_FILE,
     ConfusionMatrix,
     DRNSeg,
+    SmallSegmenter,
     evaluate_segmenter,
     load_drn_d_22,
     segmentation_scores,
@@ -91,6 +92,22 @@ def test_train_segmenter_learns_colour_coded_regions_in_few_steps() -> None:
     scores = evaluate_segmenter(model, test_images, test_labels, 3, batch_size=4)
     assert scores["pixel_acc"] > 0.9
     assert not model.training
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4])
+def test_small_segmenter_keeps_any_input_size_at_every_depth(levels: int) -> None:
+    model = SmallSegmenter(5, width=4, levels=levels).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 3, 64, 64) * 2 - 1).shape == (2, 5, 64, 64)
+        assert model(torch.rand(1, 3, 60, 70) * 2 - 1).shape == (1, 5, 60, 70)
+    # One encoder and one decoder per level, each level doubling the width.
+    assert len(model.encoders) == len(model.decoders) == levels
+    assert model.mid[0].out_channels == 4 * 2**levels
+
+
+def test_small_segmenter_needs_a_level() -> None:
+    with pytest.raises(ValueError, match="levels must be >= 1"):
+        SmallSegmenter(3, levels=0)
 
 
 def test_drn_d_22_builds_and_keeps_the_input_size() -> None:

@@ -219,8 +219,14 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
     """
     folder = data.root.parent / "judges"
     key = {"steps": bench.aux_steps, "batch": bench.aux_batch, "seed": seed}
-    seg_key = {**key, "width": bench.seg_width, "what": "segmenter"}
-    segmenter = SmallSegmenter(data.num_classes, width=bench.seg_width)
+    seg_key = {
+        **key,
+        "steps": bench.seg_steps,
+        "width": bench.seg_width,
+        "levels": bench.seg_levels,
+        "what": "segmenter",
+    }
+    segmenter = SmallSegmenter(data.num_classes, width=bench.seg_width, levels=bench.seg_levels)
     if _cached(folder / "segmenter.pt", segmenter, seg_key):
         segmenter = segmenter.to(device).eval()
     else:
@@ -228,9 +234,10 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
             data.train_b,
             data.labels_train_b,
             data.num_classes,
-            steps=bench.aux_steps,
+            steps=bench.seg_steps,
             batch_size=bench.aux_batch,
             width=bench.seg_width,
+            levels=bench.seg_levels,
             seed=seed,
             device=device,
         )

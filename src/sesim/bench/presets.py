@@ -32,15 +32,23 @@ class BenchPreset:
             (``optim.identity_warmup``), for every row except the CPU presets tuned to start
             without it.
         ema: decay of the averaged generator every row is scored with (``optim.ema``; 0 =
-            the last weights). Quick: 0.99, the CPU presets' value (docs/structure.md section
-            6); full: 0, not measured at that scale.
+            the last weights). Quick: 0.98, an average over about the last 50 of its 240
+            steps, the share of the run that the CPU presets' 0.99 spans over their 600 (0.99
+            gave the first adversarial steps, still close to the warm-up's identity, 17% of
+            the average and washed out the ``shapes`` stripes; docs/structure.md section 6);
+            full: 0, not measured at that scale.
         ndf: discriminator base filters.
         num_queries: query points per layer of the structure losses.
         n_train: training images per domain.
         n_test: paired test scenes (and held-out reference images).
-        aux_steps: optimiser steps of the segmenter and of the appearance network.
-        aux_batch: their batch size.
+        aux_steps: optimiser steps of the appearance network.
+        aux_batch: the batch size of both judges.
         seg_width: the segmenter's base width.
+        seg_levels: the segmenter's down-sampling levels. Quick: 3, the depth whose segmenter
+            scores real target images best over the three tasks (docs/structure.md section 6:
+            with 2 it cannot tell the ``shapes`` classes apart, rectangle IoU 0.00 on real
+            targets); full: 4, one more for images twice as large (not measured).
+        seg_steps: optimiser steps of the segmenter.
         app_width: the appearance network's base width (features: ``20 * app_width``).
         workers: data-loading processes of the runs.
         jobs: runs trained at once, each in its own process (0: one per CPU core).
@@ -68,6 +76,8 @@ class BenchPreset:
     aux_steps: int
     aux_batch: int
     seg_width: int
+    seg_levels: int
+    seg_steps: int
     app_width: int
     workers: int
     jobs: int
@@ -109,7 +119,7 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
     "quick": BenchPreset(
         name="quick",
         description="CPU, 64 px, tiny networks, F/LSeSim and the baselines on three tasks, 240 "
-        "steps of batch 4 (about 30 minutes per seed on 2 cores)",
+        "steps of batch 4 (15 to 30 minutes per seed on 2 cores)",
         size=64,
         steps=240,
         batch=4,
@@ -119,7 +129,7 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         n_downsampling=1,
         antialias=False,
         identity_warmup=100,
-        ema=0.99,
+        ema=0.98,
         ndf=16,
         num_queries=256,
         n_train=300,
@@ -127,6 +137,8 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         aux_steps=1000,
         aux_batch=8,
         seg_width=16,
+        seg_levels=3,
+        seg_steps=2000,
         app_width=16,
         workers=0,
         jobs=0,
@@ -153,6 +165,8 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         aux_steps=3000,
         aux_batch=16,
         seg_width=32,
+        seg_levels=4,
+        seg_steps=3000,
         app_width=32,
         workers=4,
         jobs=1,

@@ -39,9 +39,11 @@ window of the structure loss keeps its size relative to the image: the preset's 
 by ``size / preset crop size`` (the ``tiny`` presets are at 64 px, the paper presets at 256 px).
 
 Presets: ``quick`` (CPU, 64 px, ngf 16 with 3 residual blocks, ndf 16, 240 steps of batch 4
-per run, 256 queries, 300 training images per domain, 100 test scenes, judges trained for 1,000
-steps; about 30 minutes per seed for the six main methods on the three tasks on 2 cores) and ``full`` (GPU, 128 px, ngf 64 with 6 blocks, ndf 64, 10,000 steps of
-batch 4, 1,000 / 500 images). ``--steps``, ``--size``, ``--n-train``, ``--n-test`` and
+per run, 256 queries, 300 training images per domain, 100 test scenes, a three-level segmenter
+trained for 2,000 steps and an appearance network for 1,000; 15 to 30 minutes per seed for the
+eight methods on the three tasks on 2 cores, as measured on two VMs) and ``full`` (GPU, 128 px,
+ngf 64 with 6 blocks, ndf 64, 10,000 steps of batch 4, 1,000 / 500 images, a four-level
+segmenter trained for 3,000 steps). ``--steps``, ``--size``, ``--n-train``, ``--n-test`` and
 ``--aux-steps`` override them for smoke runs. On a CPU the judges and runs are trained in
 ``--jobs`` worker processes (default: one per core) of ``cores / jobs`` threads each.
 
@@ -191,6 +193,8 @@ def resolve_bench_args(
         for k in ("steps", "size", "n_train", "n_test", "aux_steps")
         if flags[k] is not None
     }
+    if aux_steps is not None:  # the flag sets both judges' steps
+        overrides["seg_steps"] = aux_steps
     bench = replace(bench, **overrides)
     if bench.size < 16 or bench.size % 4:
         raise UserError(f"--size must be a multiple of 4 and >= 16, got {bench.size}")

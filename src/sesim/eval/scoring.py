@@ -353,6 +353,7 @@ def small_segmenter(
         "num_classes": num_classes,
         "steps": steps,
         "width": SEG_WIDTH,
+        "levels": 2,
         "seed": SEG_SEED,
     }
     model = SmallSegmenter(num_classes, width=SEG_WIDTH)

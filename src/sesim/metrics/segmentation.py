@@ -181,7 +181,7 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallSegmenter(nn.Module):
-    """A compact U-Net (two down-sampling levels) for 32-128 px images.
+    """A compact U-Net for 32-128 px images.
 
     Any input size works: skip connections are matched by resizing. Group normalisation keeps
     training and evaluation behaviour identical for small batches.
@@ -189,29 +189,39 @@ class SmallSegmenter(nn.Module):
     Args:
         num_classes: C, the number of output channels.
         width: channels at full resolution (doubled at each level).
+        levels: down-sampling levels (max-pool by 2 each). Two see about 20 px around a pixel;
+            a class defined by a whole object's outline (an ellipse against a rectangle of 20-40
+            px) needs more.
     """
 
-    def __init__(self, num_classes: int, width: int = 32) -> None:
+    def __init__(self, num_classes: int, width: int = 32, levels: int = 2) -> None:
         super().__init__()
+        if levels < 1:
+            raise ValueError(f"levels must be >= 1, got {levels}")
         self.num_classes = num_classes
-        w = width
-        self.enc1 = _conv_block(3, w)
-        self.enc2 = _conv_block(w, 2 * w)
-        self.mid = _conv_block(2 * w, 4 * w)
-        self.dec2 = _conv_block(4 * w + 2 * w, 2 * w)
-        self.dec1 = _conv_block(2 * w + w, w)
-        self.head = nn.Conv2d(w, num_classes, 1)
+        widths = [width * 2**i for i in range(levels + 1)]
+        self.encoders = nn.ModuleList(
+            _conv_block(c_in, c_out) for c_in, c_out in zip([3, *widths[:-2]], widths[:-1])
+        )
+        self.mid = _conv_block(widths[-2], widths[-1])
+        self.decoders = nn.ModuleList(
+            _conv_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(levels))
+        )
+        self.head = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, images: Tensor) -> Tensor:
         """Map (N, 3, H, W) images in [-1, 1] to (N, C, H, W) logits."""
-        e1 = self.enc1(images)
-        e2 = self.enc2(F.max_pool2d(e1, 2))
-        m = self.mid(F.max_pool2d(e2, 2))
-        up2 = F.interpolate(m, size=e2.shape[-2:], mode="bilinear", align_corners=False)
-        d2 = self.dec2(torch.cat([up2, e2], dim=1))
-        up1 = F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False)
-        d1 = self.dec1(torch.cat([up1, e1], dim=1))
-        return self.head(d1)
+        skips = []
+        h = images
+        for encoder in self.encoders:
+            h = encoder(h)
+            skips.append(h)
+            h = F.max_pool2d(h, 2)
+        h = self.mid(h)
+        for decoder, skip in zip(self.decoders, reversed(skips), strict=True):
+            up = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = decoder(torch.cat([up, skip], dim=1))
+        return self.head(h)
 
 
 def _check_dataset(images: Tensor, labels: Tensor, num_classes: int, ignore_index: int) -> None:
@@ -236,6 +246,7 @@ def train_segmenter(
     ignore_index: int = 255,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    levels: int = 2,
 ) -> SmallSegmenter:
     """Fit a :class:`SmallSegmenter` to labelled images (Adam, cross-entropy, random h-flips).
 
@@ -251,13 +262,14 @@ def train_segmenter(
         ignore_index: label left out of the loss.
         device: where to train.
         progress: show a progress bar.
+        levels: the segmenter's down-sampling levels (see :class:`SmallSegmenter`).
     Returns:
         The trained segmenter, in eval mode on ``device``.
     """
     _check_dataset(images, labels, num_classes, ignore_index)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = SmallSegmenter(num_classes, width=width)
+        model = SmallSegmenter(num_classes, width=width, levels=levels)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
