@@ -189,9 +189,9 @@ class SmallSegmenter(nn.Module):
     Args:
         num_classes: C, the number of output channels.
         width: channels at full resolution (doubled at each level).
-        levels: down-sampling levels (max-pool by 2 each). Two see about 20 px around a pixel;
-            a class defined by a whole object's outline (an ellipse against a rectangle of 20-40
-            px) needs more.
+        levels: down-sampling levels (max-pool by 2 each). Classes told apart by a whole
+            object's outline need depth: on the bench's 64 px ``shapes`` task (shapes of 20-40
+            px) two levels scored rectangles at IoU 0.00 on real images, three at 0.62.
     """
 
     def __init__(self, num_classes: int, width: int = 32, levels: int = 2) -> None:
