@@ -218,7 +218,7 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
         device: where they train and run.
     """
     folder = data.root.parent / "judges"
-    key = {"steps": bench.aux_steps, "batch": bench.aux_batch, "seed": seed}
+    key = {"batch": bench.aux_batch, "seed": seed}
     seg_key = {
         **key,
         "steps": bench.seg_steps,
@@ -243,7 +243,7 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
         )
         _save(folder / "segmenter.pt", segmenter, seg_key)
 
-    app_key = {**key, "width": bench.app_width, "what": "appearance"}
+    app_key = {**key, "steps": bench.aux_steps, "width": bench.app_width, "what": "appearance"}
     appearance = AppearanceNet(data.num_classes, width=bench.app_width)
     if _cached(folder / "appearance.pt", appearance, app_key):
         appearance = appearance.to(device).eval()

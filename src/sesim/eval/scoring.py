@@ -48,6 +48,8 @@ DEFAULT_SEG_STEPS = 300
 
 SEG_WIDTH = 32
 
+SEG_LEVELS = 2
+
 SEG_SEED = 0
 
 IGNORE_INDEX = 255
@@ -353,10 +355,10 @@ def small_segmenter(
         "num_classes": num_classes,
         "steps": steps,
         "width": SEG_WIDTH,
-        "levels": 2,
+        "levels": SEG_LEVELS,
         "seed": SEG_SEED,
     }
-    model = SmallSegmenter(num_classes, width=SEG_WIDTH)
+    model = SmallSegmenter(num_classes, width=SEG_WIDTH, levels=SEG_LEVELS)
     if cache.is_file():
         try:
             saved = torch.load(cache, map_location="cpu", weights_only=True)
@@ -382,6 +384,7 @@ def small_segmenter(
         num_classes,
         steps=steps,
         width=SEG_WIDTH,
+        levels=SEG_LEVELS,
         seed=SEG_SEED,
         ignore_index=IGNORE_INDEX,
         device=device,
