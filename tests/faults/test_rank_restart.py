@@ -1,5 +1,12 @@
-"""A rank killed under ``torchrun --max-restarts 1``: the group restarts from the newest
-complete checkpoint and finishes with weights bit-identical to an uninterrupted run."""
+"""A rank killed under ``torchrun --max-restarts``: the group restarts from the newest
+complete checkpoint and finishes with weights bit-identical to an uninterrupted run.
+
+The run may restart more than once: on rare occasions (seen once in CI, in none of 61
+local tries) a worker of the restarted group aborts inside gloo while the group reconnects
+(``terminate called without an active exception``, no Python traceback). A further restart
+continues from the newest complete checkpoint in the same way, and the weights must still end
+bit-identical.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from sesim.runs import list_checkpoints, load_checkpoint
 from tests.faults.common import TINY, dataset
 
 STEPS = 24
+RESTARTS = 3  # more than one: see the module docstring
 
 
 def _command(data: Path, run: Path, restarts: int) -> list[str]:
@@ -81,7 +89,7 @@ def test_a_killed_rank_restarts_the_group_and_ends_bit_identical(tmp_path: Path)
 
     run = tmp_path / "run"
     child = subprocess.Popen(
-        _command(data, run, 1),
+        _command(data, run, RESTARTS),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
         start_new_session=True,
     )  # fmt: skip
@@ -103,7 +111,7 @@ def test_a_killed_rank_restarts_the_group_and_ends_bit_identical(tmp_path: Path)
             child.wait()
     assert killed is not None, f"rank 1 was never killed (the run ended first?)\n{err[-3000:]}"
     assert killed[1] < STEPS
-    assert child.returncode == 0, err[-3000:]
+    assert child.returncode == 0, err[:3000] + "\n...\n" + err[-3000:]
     assert "torchrun restart 1: continuing" in out, out[-2000:]
 
     got, expected = _weights(run), _weights(reference)
