@@ -302,6 +302,17 @@ def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert all(r["train_s"] > 0 for r in layout["runs"])
     # The oracle keeps the layout exactly: the segmenter scores it far above the input.
     assert rows["oracle"]["pixel_acc"] > rows["input A"]["pixel_acc"]
+    # Per-class IoU: one value per class for every run and row; mIoU is their mean.
+    classes = layout["classes"]
+    for r in [*layout["runs"], *layout["rows"][:3]]:
+        present = [v for v in r["class_iou"] if v is not None]
+        assert len(r["class_iou"]) == len(classes) and present
+        assert r["miou"] == pytest.approx(sum(present) / len(present))
+    first = [r["class_iou"][0] for r in runs]
+    assert rows["fsesim"]["class_iou"][0] == pytest.approx(sum(first) / 2)
+    assert rows["fsesim"]["class_iou_se"][0] == pytest.approx(abs(first[0] - first[1]) / 2)
+    assert "| method | " + " | ".join(classes) + " |" in md
+    assert f"{rows['fsesim']['class_iou'][0]:.3f} ± {rows['fsesim']['class_iou_se'][0]:.3f}" in md
     for name in ("layout_fsesim_seed0.png", "layout_fsesim_seed1.png", "layout_table3-B_seed1.png"):
         assert (out / "samples" / name).stat().st_size > 0
     assert (out / "structure_vs_appearance.png").stat().st_size > 0
@@ -363,6 +374,19 @@ def test_mean_and_standard_error() -> None:
     assert row["miou"] == pytest.approx(0.3) and row["miou_se"] == pytest.approx(0.1)
     assert row["min_target_rate"] == 0.5 and row["seeds"] == [0, 1] and row["runs"] == ["a", "b"]
     assert row["fid"] is None and row["fid_runs"] == []
+    assert "class_iou" not in row  # runs without per-class scores (an older results.json)
+
+
+def test_per_class_iou_is_averaged_over_the_seeds_that_have_the_class() -> None:
+    runs = [
+        {"method": "m", "kind": "method", "seed": s, "run": str(s), "class_iou": iou}
+        for s, iou in enumerate([[1.0, 0.2, None], [0.5, 0.4, None], [0.0, None, None]])
+    ]
+    row = aggregate_seeds(runs)
+    assert row["class_iou"][:2] == pytest.approx([0.5, 0.3])
+    assert row["class_iou"][2] is None and row["class_iou_se"][2] is None
+    assert row["class_iou_se"][0] == pytest.approx(0.5 / 3**0.5)
+    assert row["class_iou_se"][1] == pytest.approx(0.1)
 
 
 def test_structure_oracle_paints_class_means(toy_data: TaskData) -> None:

@@ -16,7 +16,9 @@ from sesim.metrics.segmentation import (
     SmallSegmenter,
     evaluate_segmenter,
     load_drn_d_22,
+    per_class_iou,
     segmentation_scores,
+    segmenter_confusion,
     train_segmenter,
 )
 
@@ -92,6 +94,27 @@ def test_train_segmenter_learns_colour_coded_regions_in_few_steps() -> None:
     scores = evaluate_segmenter(model, test_images, test_labels, 3, batch_size=4)
     assert scores["pixel_acc"] > 0.9
     assert not model.training
+
+
+class _ColourRule(torch.nn.Module):
+    """A fixed "segmenter": class 0 where the red channel is high, else class 1 (logits)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        red = x[:, :1]
+        return torch.cat([red, -red], dim=1)
+
+
+def test_segmenter_confusion_counts_every_labelled_pixel_and_gives_each_class_iou() -> None:
+    images = torch.full((2, 3, 4, 4), -1.0)
+    images[:, 0, :, :2] = 1.0  # left half red: predicted class 0
+    labels = torch.zeros(2, 4, 4, dtype=torch.int64)
+    labels[:, :, 3] = 1  # right column class 1, so column 2 is predicted 1 but labelled 0
+    labels[0, 0, 0] = 255  # ignored
+    matrix = segmenter_confusion(_ColourRule(), images, labels, 2, batch_size=1)
+    assert matrix.tolist() == [[15, 8], [0, 8]]
+    assert per_class_iou(matrix).tolist() == pytest.approx([15 / 23, 8 / 16])
+    scores = evaluate_segmenter(_ColourRule(), images, labels, 2, batch_size=1)
+    assert scores["miou"] == pytest.approx((15 / 23 + 0.5) / 2)
 
 
 @pytest.mark.parametrize("levels", [1, 2, 3, 4])

@@ -20,6 +20,9 @@ from sesim.metrics import (
     extract_features,
     fid_from_features,
     kid_from_features,
+    per_class_iou,
+    scores_from_confusion,
+    segmenter_confusion,
     train_segmenter,
 )
 from sesim.runs import atomic_path
@@ -279,7 +282,7 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
 
 def score_translations(
     fakes: Tensor, data: TaskData, judges: Judges, seed: int, device: torch.device
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Structure and appearance scores of translations of ``data.test_a``.
 
     Args:
@@ -290,11 +293,14 @@ def score_translations(
         device: where the judges run.
     Returns:
         ``pixel_acc``, ``mean_class_acc``, ``miou``, ``fid``, ``kid``, ``kid_std``,
-        ``target_rate``.
+        ``target_rate``, and ``class_iou``: the IoU of each class of ``data.class_names``
+        (None for a class neither labelled nor predicted), whose mean over the present classes
+        is ``miou``.
     """
-    seg = evaluate_segmenter(
+    matrix = segmenter_confusion(
         judges.segmenter, fakes, data.labels_test, data.num_classes, device=device
     )
+    class_iou = [None if math.isnan(v) else v for v in per_class_iou(matrix).tolist()]
     feats = extract_features(judges.appearance.features, fakes, device=device)
     ref = judges.reference_features
     kid, kid_std = kid_from_features(
@@ -305,7 +311,8 @@ def score_translations(
         generator=torch.Generator().manual_seed(seed),
     )
     return {
-        **seg,
+        **scores_from_confusion(matrix),
+        "class_iou": class_iou,
         "fid": fid_from_features(ref, feats),
         "kid": kid,
         "kid_std": kid_std,

@@ -451,7 +451,9 @@ def aggregate_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
         The first row's identity (``method``, ``kind``, ``preset``, ``recipe``) with, for each
         score of ``SCORE_KEYS``, its mean over seeds under the score's key, the standard error
         under ``<key>_se`` (None for one seed) and the values under ``<key>_runs``; plus
-        ``seeds``, ``min_target_rate`` and ``runs`` (the run folders).
+        ``seeds``, ``min_target_rate`` and ``runs`` (the run folders); and, when the runs
+        have ``class_iou``, the mean IoU of each class under ``class_iou`` and its standard
+        error under ``class_iou_se``.
     """
     first = per_seed[0]
     row: dict[str, Any] = {
@@ -466,6 +468,14 @@ def aggregate_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
             continue
         row[key], row[f"{key}_se"] = mean_and_se(values)
         row[f"{key}_runs"] = values
+    per_class = [r["class_iou"] for r in per_seed if r.get("class_iou") is not None]
+    if per_class:
+        stats = [
+            mean_and_se(values) if values else (None, None)
+            for values in ([v for v in column if v is not None] for column in zip(*per_class))
+        ]
+        row["class_iou"] = [m for m, _ in stats]
+        row["class_iou_se"] = [se for _, se in stats]
     rates = row.get("target_rate_runs") or []
     row["min_target_rate"] = min(rates) if rates else None
     row["runs"] = [r["run"] for r in per_seed]
@@ -530,6 +540,30 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return format_markdown_table(["method", *(c[1] for c in COLUMNS)], rows, cells)
 
 
+def class_iou_table(rows: Sequence[dict[str, Any]], classes: Sequence[str]) -> str:
+    """A Markdown table of each row's IoU per class (mean ± standard error over seeds).
+
+    Args:
+        rows: dicts with ``method`` and ``class_iou`` (one value or None per class), and
+            ``class_iou_se`` for aggregated rows; rows without ``class_iou`` are left out.
+        classes: the class names, in the order of ``class_iou``.
+    """
+
+    def cells(r: dict[str, Any]) -> list[str]:
+        means = r["class_iou"]
+        ses = r.get("class_iou_se") or [None] * len(means)
+        out = []
+        for m, se in zip(means, ses):
+            text = "n/a" if m is None else f"{m:.3f}"
+            if m is not None and se is not None:
+                text += f" ± {se:.3f}"
+            out.append(text)
+        return out
+
+    kept = [r for r in rows if r.get("class_iou") is not None]
+    return format_markdown_table(["method", *classes], kept, cells)
+
+
 def results_markdown(results: dict[str, Any]) -> str:
     """The ``results.md`` text of the ``results.json`` dict."""
     p = results["preset"]
@@ -572,6 +606,14 @@ def results_markdown(results: dict[str, Any]) -> str:
             "",
             markdown_table(t["rows"]),
         ]
+        if any(r.get("class_iou") is not None for r in t["rows"]):
+            parts += [
+                "",
+                "IoU of each class (the mIoU above is their mean): which parts of the layout "
+                "a translation keeps.",
+                "",
+                class_iou_table(t["rows"], t["classes"]),
+            ]
     return "\n".join(parts) + "\n"
 
 

@@ -34,7 +34,10 @@ from sesim.metrics.segmentation import (
     SmallSegmenter,
     evaluate_segmenter,
     load_drn_d_22,
+    per_class_iou,
+    scores_from_confusion,
     segmentation_scores,
+    segmenter_confusion,
     train_segmenter,
 )
 
@@ -117,7 +120,10 @@ __all__ = [
     "lpips_distance",
     "lpips_diversity",
     "lpips_model",
+    "per_class_iou",
     "random_conv_extractor",
+    "scores_from_confusion",
     "segmentation_scores",
+    "segmenter_confusion",
     "train_segmenter",
 ]

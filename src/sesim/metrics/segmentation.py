@@ -294,7 +294,7 @@ def train_segmenter(
     return model.eval()
 
 
-def evaluate_segmenter(
+def segmenter_confusion(
     model: nn.Module,
     images: Tensor,
     labels: Tensor,
@@ -302,8 +302,8 @@ def evaluate_segmenter(
     batch_size: int = 16,
     ignore_index: int = 255,
     device: str | torch.device = "cpu",
-) -> dict[str, float]:
-    """Segment images with ``model`` and score the predictions against ``labels``.
+) -> Tensor:
+    """Segment images with ``model`` and count predictions against ``labels``.
 
     Args:
         model: maps (B, 3, H, W) in [-1, 1] to (B, C, H', W') logits; already on ``device``.
@@ -315,7 +315,8 @@ def evaluate_segmenter(
         ignore_index: label of pixels left out.
         device: where the batches are sent.
     Returns:
-        ``{"pixel_acc", "mean_class_acc", "miou"}`` (see :func:`scores_from_confusion`).
+        (C, C) int64 confusion matrix, rows = true class, columns = predicted class; read it
+        with :func:`scores_from_confusion` and :func:`per_class_iou`.
     """
     _check_dataset(images, labels, num_classes, ignore_index)
     was_training = model.training
@@ -337,7 +338,29 @@ def evaluate_segmenter(
                 matrix.update(logits.argmax(1).cpu(), y)
     finally:
         model.train(was_training)
-    return matrix.scores()
+    return matrix.matrix
+
+
+def evaluate_segmenter(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    batch_size: int = 16,
+    ignore_index: int = 255,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """Segment images with ``model`` and score the predictions against ``labels``.
+
+    Args:
+        model, images, labels, num_classes, batch_size, ignore_index, device: as in
+            :func:`segmenter_confusion`.
+    Returns:
+        ``{"pixel_acc", "mean_class_acc", "miou"}`` (see :func:`scores_from_confusion`).
+    """
+    return scores_from_confusion(
+        segmenter_confusion(model, images, labels, num_classes, batch_size, ignore_index, device)
+    )
 
 
 # --- DRN-D-22, the Cityscapes segmenter ------------------------------------------------------
