@@ -499,17 +499,25 @@ COLUMNS: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 
-def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
-    value = row.get(key)
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+def _mean_text(value: float | None, se: float | None, fmt: str) -> str:
+    """``value`` formatted by ``fmt``, then `` ± se`` (the number part of ``fmt``) when ``se``
+    is given and finite; ``n/a`` for a missing or non-finite value."""
+    if value is None or not math.isfinite(value):
         return "n/a"
-    scale = 2**-20 if key == "peak_memory_bytes" else 1.0
-    text = fmt.format(value * scale)
-    se = row.get(f"{key}_se")
-    if se is not None and math.isfinite(se) and key not in ("median_step_ms", "peak_memory_bytes"):
-        number = fmt.split("}")[0] + "}"
-        text += " ± " + number.format(se * scale)
+    text = fmt.format(value)
+    if se is not None and math.isfinite(se):
+        text += " ± " + (fmt.split("}")[0] + "}").format(se)
     return text
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    value, se = row.get(key), row.get(f"{key}_se")
+    scale = 2**-20 if key == "peak_memory_bytes" else 1.0
+    if key in ("median_step_ms", "peak_memory_bytes"):
+        se = None  # timings and memory: the mean alone
+    return _mean_text(
+        None if value is None else value * scale, None if se is None else se * scale, fmt
+    )
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -552,13 +560,7 @@ def class_iou_table(rows: Sequence[dict[str, Any]], classes: Sequence[str]) -> s
     def cells(r: dict[str, Any]) -> list[str]:
         means = r["class_iou"]
         ses = r.get("class_iou_se") or [None] * len(means)
-        out = []
-        for m, se in zip(means, ses):
-            text = "n/a" if m is None else f"{m:.3f}"
-            if m is not None and se is not None:
-                text += f" ± {se:.3f}"
-            out.append(text)
-        return out
+        return [_mean_text(m, se, "{:.3f}") for m, se in zip(means, ses)]
 
     kept = [r for r in rows if r.get("class_iou") is not None]
     return format_markdown_table(["method", *classes], kept, cells)
