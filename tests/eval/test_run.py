@@ -21,6 +21,7 @@ from sesim.cli.eval import add_parser as add_eval_parser
 from sesim.config import preset
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.errors import UserError
+from sesim.eval.run import seg_class_names
 from sesim.metrics.fid import INCEPTION_WEIGHTS_FILE
 from sesim.runs import list_checkpoints
 from sesim.train import train
@@ -203,6 +204,20 @@ def test_seg_with_yardstick_lpips_and_cached_segmenter(
         assert 0 <= values["seg_mean_class_acc"] <= 1
         assert values["lpips"] > 0
     assert report["best"]["seg_miou"]["step"] in (1, STEPS)
+    # The IoU of each class: named from the dataset's meta.json; seg_miou is their mean over
+    # the classes present (labelled or predicted).
+    names = ["sky", "ground", "building", "object", "pole", "sign"]
+    assert report["seg_classes"] == names
+    for values in [*report["steps"].values(), yardstick]:
+        ious = [values[f"seg_iou_{k}"] for k in range(len(names))]
+        present = [v for v in ious if v is not None]
+        assert present and all(0 <= v <= 1 for v in present)
+        assert sum(present) / len(present) == pytest.approx(values["seg_miou"])
+    assert "seg: IoU of each class" in stdout
+    table = stdout.split("seg: IoU of each class")[1]
+    assert "real testB (yardstick)" in table and f"last (step {STEPS})" in table
+    for k, name in enumerate(names):
+        assert f"{k} {name}" in table
     assert (tmp_path / "seg.png").is_file() and (tmp_path / "lpips.png").is_file()
     assert (tmp_path / "segmenter.pt").is_file()
 
@@ -373,3 +388,16 @@ def test_scores_go_to_the_runs_tensorboard_log(
     assert [e.step for e in fid][-STEPS:] == [1, 2, 3, 4]
     assert fid[-1].value == pytest.approx(report["steps"]["4"]["fid"], rel=1e-5)
     assert "eval/kid" in events.Tags()["scalars"]
+
+
+def test_seg_class_names_from_meta_cityscapes_or_numbers() -> None:
+    assert seg_class_names(2, {"class_names": ["land", "water"]}) == ["land", "water"]
+    assert seg_class_names(2, {"classes": ["a", "b"]}) == ["a", "b"]
+    # A meta.json that does not name every class of the segmenter is not used.
+    assert seg_class_names(3, {"class_names": ["land", "water"]}) == [
+        "class 0",
+        "class 1",
+        "class 2",
+    ]
+    cityscapes = seg_class_names(19, {})
+    assert cityscapes[0] == "road" and cityscapes[-1] == "bicycle" and len(cityscapes) == 19

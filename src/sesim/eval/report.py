@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sesim.eval.multimodal import MULTIMODAL_COLUMNS, MULTIMODAL_SCORES
-from sesim.eval.scoring import Unavailable, Values
+from sesim.eval.scoring import SEG_CLASS_PREFIX, Unavailable, Values
 from sesim.eval.sets import TEST_SET
 from sesim.metrics import METRICS
 from sesim.runs import atomic_write
@@ -207,6 +207,25 @@ def run_table(
     return format_table(rows)
 
 
+def class_iou_table(names: Sequence[str], columns: Sequence[tuple[str, Values]]) -> str:
+    """The segmenter's IoU of each class, one row per class and one column per checkpoint.
+
+    Args:
+        names: class names, index = class id.
+        columns: ``(header, values)`` per checkpoint; ``values`` holds ``seg_iou_<k>``.
+    Returns:
+        The table; a class neither labelled nor predicted reads ``n/a (absent)``.
+    """
+    rows = [["class", *(header for header, _ in columns)]]
+    for k, name in enumerate(names):
+        cells = []
+        for _, values in columns:
+            iou = values.get(f"{SEG_CLASS_PREFIX}{k}")
+            cells.append("n/a (absent)" if iou is None else f"{iou:.3f}")
+        rows.append([f"{k} {name}", *cells])
+    return format_table(rows)
+
+
 def write_csv(header: Sequence[str], rows: Sequence[Sequence[Any]], path: Path) -> None:
     """Write a CSV file atomically; ``None`` cells are left empty."""
     buffer = io.StringIO()
@@ -222,7 +241,7 @@ def plot_metric(
     results: dict[int, Values],
     heldout: dict[int, Values] | None,
     best: dict[str, dict[str, Any]],
-    yardstick: dict[str, float] | None,
+    yardstick: Values | None,
     path: Path,
 ) -> bool:
     """Draw one metric's scores over training steps as a PNG (matplotlib, no GUI backend).
@@ -264,10 +283,9 @@ def plot_metric(
         entry = best.get(column)
         if entry is not None and entry["value"] is not None:
             ax.plot([entry["step"]], [entry["value"]], marker="*", markersize=12, color=color)
-        if yardstick is not None and column in yardstick:
-            ax.axhline(
-                yardstick[column], linestyle=":", color=color, label=f"{column} of real images"
-            )
+        real_value = yardstick.get(column) if yardstick is not None else None
+        if real_value is not None:
+            ax.axhline(real_value, linestyle=":", color=color, label=f"{column} of real images")
     if not drawn:
         return False
     better = "higher" if SCORES[columns[0]][1] else "lower"

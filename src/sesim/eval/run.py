@@ -16,7 +16,8 @@ Two modes:
       paired real target. Only paired test sets have one (the synthetic datasets, whose
       ``testA/x.png`` and ``testB/x.png`` show one scene); other runs skip it with a notice;
     - ``seg`` (higher is better): a segmenter labels the translations and its maps are compared
-      with the label maps of the *inputs* (pixel accuracy, mean class accuracy, mean IoU). On
+      with the label maps of the *inputs* (pixel accuracy, mean class accuracy, mean IoU, and
+      the IoU of each class, which shows which parts of the layout were lost). On
       the synthetic datasets a :class:`~sesim.metrics.SmallSegmenter` is trained on the real
       target-domain training images (cached as ``OUT/segmenter.pt``); its score on the real
       target test images is reported as the yardstick. With ``--seg-weights`` the Cityscapes
@@ -53,6 +54,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from sesim.cityscapes import TRAIN_CLASSES
 from sesim.devices import resolve_device
 from sesim.errors import UserError
 from sesim.eval.multimodal import MultimodalSettings, make_diversity_lpips, multimodal_scores
@@ -60,6 +62,7 @@ from sesim.eval.report import (
     COLUMNS,
     SCORES,
     best_checkpoints,
+    class_iou_table,
     fmt,
     format_table,
     label,
@@ -71,6 +74,7 @@ from sesim.eval.report import (
 )
 from sesim.eval.scoring import (
     DEFAULT_SEG_STEPS,
+    SEG_CLASS_PREFIX,
     Notices,
     Scorer,
     Unavailable,
@@ -397,7 +401,11 @@ def evaluate_run(opts: EvalOptions) -> int:
     if opts.extractor == "random":
         notice("--extractor random: the numbers are for smoke tests only, not comparable")
     if yardstick is not None:
-        parts = ", ".join(f"{k} {v:.3f}" for k, v in yardstick.items())
+        parts = ", ".join(
+            f"{k} {v:.3f}"
+            for k, v in yardstick.items()
+            if v is not None and not k.startswith(SEG_CLASS_PREFIX)
+        )
         print(f"segmenter yardstick on the real {dst} images: {parts}")
 
     results: dict[int, Values] = {}
@@ -466,6 +474,10 @@ def evaluate_run(opts: EvalOptions) -> int:
         }
     if yardstick is not None:
         report["segmenter_yardstick"] = {"images": str(root / dst), **yardstick}
+    names = None
+    if f"{SEG_CLASS_PREFIX}0" in results[last_step]:
+        names = seg_class_names(scorer.num_classes, read_meta(root))
+        report["seg_classes"] = names
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", report)
     header = ["step", *columns]
@@ -491,10 +503,21 @@ def evaluate_run(opts: EvalOptions) -> int:
         else:
             path.unlink(missing_ok=True)  # a figure of an earlier evaluation would mislead
 
-    # Table.
+    # Tables.
     print()
     print(run_table(last_step, results[last_step], best, missing, held is not None))
     print()
+    if names is not None:
+        checkpoints = [(f"last (step {last_step})", results[last_step])]
+        best_seg = best.get("seg_miou")
+        if best_seg is not None and best_seg["step"] != last_step:
+            step = best_seg["step"]
+            checkpoints.append((f"best seg_miou (step {step})", results[step]))
+        if yardstick is not None:
+            checkpoints.append((f"real {dst} (yardstick)", yardstick))
+        print("seg: IoU of each class (the seg_miou above is their mean)")
+        print(class_iou_table(names, checkpoints))
+        print()
     print(training_line(stats))
     written = ", ".join(p.name for p in [out / "metrics.json", out / "metrics.csv", *plots])
     print(f"wrote {written} to {out}")
@@ -515,6 +538,26 @@ def _log_scores(
                 if isinstance(value, int | float) and math.isfinite(value):
                     writer.add_scalar(f"{prefix}/{column}", value, step)
     writer.close()
+
+
+def seg_class_names(num_classes: int, meta: dict[str, Any]) -> list[str]:
+    """Names of the segmenter's classes, index = class id.
+
+    From the dataset's ``meta.json`` (``class_names`` as the synthetic datasets write it,
+    ``classes`` as ``sesim data cityscapes`` does) when it names every class; the Cityscapes
+    train ids for a 19-class segmenter (DRN-D-22) otherwise; else ``class k``.
+
+    Args:
+        num_classes: classes of the segmenter.
+        meta: the dataset's ``meta.json`` (empty when it has none).
+    """
+    for key in ("class_names", "classes"):
+        names = meta.get(key)
+        if isinstance(names, list) and len(names) == num_classes:
+            return [str(n) for n in names]
+    if num_classes == len(TRAIN_CLASSES):
+        return list(TRAIN_CLASSES)
+    return [f"class {k}" for k in range(num_classes)]
 
 
 def _setup_segmentation(

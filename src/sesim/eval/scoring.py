@@ -3,6 +3,7 @@ targets, segmentation against the inputs' label maps, and the networks these nee
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ from sesim.runs import atomic_path
 from sesim.translate import translate_batch
 
 SEG_KEYS: tuple[str, ...] = ("pixel_acc", "mean_class_acc", "miou")
+
+#: The IoU of class id k is stored as ``f"{SEG_CLASS_PREFIX}{k}"`` beside ``seg_miou``.
+SEG_CLASS_PREFIX = "seg_iou_"
 
 # Metrics computed on the features of the extractor.
 FEATURE_METRICS: tuple[str, ...] = ("fid", "kid", "dc")
@@ -115,9 +119,14 @@ class _SegCounter:
             )
         self.matrix.update(logits.argmax(1).cpu(), labels)
 
-    def scores(self) -> dict[str, float]:
-        """``seg_pixel_acc``, ``seg_mean_class_acc``, ``seg_miou``."""
-        return {f"seg_{k}": v for k, v in self.matrix.scores().items()}
+    def scores(self) -> Values:
+        """``seg_pixel_acc``, ``seg_mean_class_acc``, ``seg_miou`` and the IoU of each class,
+        ``seg_iou_<k>`` for class id k (None for a class neither labelled nor predicted, which
+        ``seg_miou`` leaves out of its mean)."""
+        values: Values = {f"seg_{k}": v for k, v in self.matrix.scores().items()}
+        for k, iou in enumerate(self.matrix.per_class_iou().tolist()):
+            values[f"{SEG_CLASS_PREFIX}{k}"] = None if math.isnan(iou) else float(iou)
+        return values
 
 
 @dataclass
@@ -396,8 +405,9 @@ def small_segmenter(
     return model
 
 
-def segmentation_yardstick(split: Split, scorer: Scorer) -> dict[str, float] | None:
-    """The segmenter's scores on the real target images (what a perfect translation reaches)."""
+def segmentation_yardstick(split: Split, scorer: Scorer) -> Values | None:
+    """The segmenter's scores on the real target images (what a perfect translation reaches),
+    with the IoU of each class as :meth:`_SegCounter.scores` gives them."""
     if scorer.segmenter is None or split.real_labels is None:
         return None
     counter = _SegCounter(scorer.segmenter, scorer.num_classes, scorer.seg_size)
