@@ -36,6 +36,12 @@ def test_validate_refuses_bad_depth_and_warmups() -> None:
     validate(deep)  # 64 is a multiple of 8
     with pytest.raises(UserError, match="identity_warmup"):
         validate(replace(base, optim=replace(base.optim, identity_warmup=-1)))
+    with pytest.raises(UserError, match=r"d_local_layers must lie in 0\.\.3"):
+        validate(replace(base, model=replace(base.model, d_local_layers=4)))
+    with pytest.raises(UserError, match="single-modal PatchGAN only"):
+        munit = preset("munit-tiny")
+        validate(replace(munit, model=replace(munit.model, d_local_layers=1)))
+    validate(replace(base, model=replace(base.model, d_local_layers=2)))
     with pytest.raises(UserError, match="balance"):
         validate(replace(base, structure=replace(base.structure, balance=-1.0)))
     with pytest.raises(UserError, match="weight_final"):

@@ -88,6 +88,9 @@ class ModelConfig:
         init_gain: gain (std) of the initialisation.
         n_downsampling: generator downsampling steps (2 as CycleGAN/CUT; the residual blocks
             work at 1 / 2**n of the image side).
+        d_local_layers: 0 for one PatchGAN (the public code); n > 0 adds a second, local
+            PatchGAN with n layers beside it (receptive field 16 px for n = 1, 34 px for 2)
+            whose loss adds to the first one's, so thin lines and small objects are judged.
     """
 
     ngf: int = 64
@@ -99,6 +102,7 @@ class ModelConfig:
     init: Literal["xavier", "normal", "kaiming", "orthogonal"] = "xavier"
     init_gain: float = 0.02
     n_downsampling: int = 2
+    d_local_layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -1083,6 +1087,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (
             0 <= cfg.model.n_downsampling <= 4,
             f"model.n_downsampling must lie in 0..4, got {cfg.model.n_downsampling}",
+        ),
+        (
+            0 <= cfg.model.d_local_layers <= 3,
+            f"model.d_local_layers must lie in 0..3 (0: no local discriminator), got "
+            f"{cfg.model.d_local_layers}",
+        ),
+        (
+            cfg.model.d_local_layers == 0 or cfg.mode == "single",
+            f"model.d_local_layers applies to the single-modal PatchGAN only; set it to 0 for "
+            f"mode {cfg.mode}",
         ),
         (
             cfg.data.crop_size >= 16

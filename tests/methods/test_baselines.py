@@ -19,7 +19,7 @@ from sesim.methods import METHODS, StepContext, get_method
 from sesim.methods import cut as cut_method
 from sesim.methods import cyclegan as cyclegan_method
 from sesim.methods.perceptual import perceptual_loss
-from sesim.nets.resnet import ResnetGenerator
+from sesim.nets.resnet import PatchDiscriminatorPair, ResnetGenerator
 from sesim.runs import generator_weights, list_checkpoints, load_checkpoint, load_generator
 from sesim.train import resume, train
 from sesim.translate import translate_batch
@@ -261,6 +261,28 @@ def test_discriminators_take_the_scaled_learning_rate(dataset: Path, name: str) 
     for key in set(opts) - {"D"}:
         lrs = [g["lr"] for g in opts[key].param_groups]
         assert lrs == pytest.approx([1e-4] * len(lrs))
+
+
+@pytest.mark.parametrize("name", ["lsesim", "cyclegan"])
+def test_local_discriminator_trains_beside_the_patchgan(
+    name: str, dataset: Path, tmp_path: Path
+) -> None:
+    # model.d_local_layers adds a second, local PatchGAN to every domain discriminator; its
+    # weights are trained and saved, and the main one starts as it would without it.
+    cfg = small(name, dataset)
+    local = replace(cfg, model=replace(cfg.model, d_local_layers=1))
+    method = get_method(cfg.method)
+    plain, paired = method.build(cfg), method.build(local)
+    assert isinstance(paired.D, PatchDiscriminatorPair)
+    for k, v in plain.D.state_dict().items():
+        assert torch.equal(v, paired.D.main.state_dict()[k])
+    before = {k: v.clone() for k, v in paired.D.local.state_dict().items()}
+
+    final = train(local, tmp_path / "run", quiet=True)
+    saved = load_checkpoint(final)["nets"]["D"]
+    assert {k.split(".")[0] for k in saved} == {"main", "local"}
+    assert any(not torch.equal(saved[f"local.{k}"], v) for k, v in before.items())
+    assert load_checkpoint(final)["step"] == 2
 
 
 @pytest.mark.parametrize("name", ("perceptual", "distancegan", "cut", "fastcut"))

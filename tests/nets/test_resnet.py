@@ -12,6 +12,7 @@ from sesim.nets.resnet import (
     BlurDownsample,
     BlurUpsample,
     NLayerDiscriminator,
+    PatchDiscriminatorPair,
     ResnetBlock,
     ResnetGenerator,
     binomial_filter,
@@ -152,6 +153,28 @@ def test_discriminator_gradients_and_leaky_relu() -> None:
     d(x).mean().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is not None for p in d.parameters())
+
+
+def test_discriminator_pair_scores_large_and_small_patches() -> None:
+    torch.manual_seed(0)
+    # No normalisation, so that a pixel's reach is its receptive field alone.
+    main = NLayerDiscriminator(ndf=8, norm="none")
+    local = NLayerDiscriminator(ndf=8, n_layers=1, norm="none")
+    pair = PatchDiscriminatorPair(main, local)
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    out = pair(x)
+    assert isinstance(out, list) and len(out) == 2
+    torch.testing.assert_close(out[0], main(x))
+    torch.testing.assert_close(out[1], local(x))
+    # The local one judges more, smaller patches: 30x30 logits for 16x16 patches.
+    assert out[0].shape == (2, 1, 6, 6) and out[1].shape == (2, 1, 30, 30)
+    # A change of one pixel reaches only the local logits around it, not all of them.
+    y = x.detach().clone()
+    y[:, :, 0, 0] += 5.0
+    changed = (pair(y)[1] - out[1]).abs().amax(dim=(0, 1)) > 0
+    assert 0 < int(changed.sum()) <= 4 * 4
+    sum(o.mean() for o in out).backward()
+    assert all(p.grad is not None for p in pair.parameters())
 
 
 @pytest.mark.parametrize("n_down", [0, 1, 3])

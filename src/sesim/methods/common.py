@@ -21,7 +21,12 @@ from sesim.features.vgg import VGG16Features
 from sesim.losses.adversarial import ImagePool, discriminator_loss_terms
 from sesim.losses.spatial import SpatialCorrelativeLoss
 from sesim.nets.init import init_weights
-from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+from sesim.nets.resnet import (
+    NLayerDiscriminator,
+    PatchDiscriminator,
+    PatchDiscriminatorPair,
+    ResnetGenerator,
+)
 
 
 class Nets(Protocol):
@@ -113,12 +118,20 @@ def resnet_generator(cfg: TrainConfig, seed: int) -> ResnetGenerator:
     return G
 
 
-def patch_discriminator(cfg: TrainConfig, seed: int) -> NLayerDiscriminator:
-    """The PatchGAN described by ``cfg.model``, initialised from ``seed``."""
+def patch_discriminator(cfg: TrainConfig, seed: int) -> PatchDiscriminator:
+    """The PatchGAN described by ``cfg.model``, initialised from ``seed``.
+
+    With ``cfg.model.d_local_layers`` > 0 it is a :class:`PatchDiscriminatorPair`: the same
+    PatchGAN (initialised as without it) and a local one with that many layers.
+    """
     m = cfg.model
     D = NLayerDiscriminator(3, m.ndf, m.d_layers, norm=m.norm, antialias=m.antialias)
     init_weights(D, m.init, m.init_gain, generator=torch.Generator().manual_seed(seed))
-    return D
+    if m.d_local_layers == 0:
+        return D
+    local = NLayerDiscriminator(3, m.ndf, m.d_local_layers, norm=m.norm, antialias=m.antialias)
+    init_weights(local, m.init, m.init_gain, generator=torch.Generator().manual_seed(seed + 1000))
+    return PatchDiscriminatorPair(D, local)
 
 
 def build_generator(cfg: TrainConfig) -> ResnetGenerator:
@@ -126,7 +139,7 @@ def build_generator(cfg: TrainConfig) -> ResnetGenerator:
     return resnet_generator(cfg, cfg.seed)
 
 
-def build_discriminator(cfg: TrainConfig) -> NLayerDiscriminator:
+def build_discriminator(cfg: TrainConfig) -> PatchDiscriminator:
     """The (domain B) discriminator described by ``cfg`` (weights from ``cfg.seed + 1``)."""
     return patch_discriminator(cfg, cfg.seed + 1)
 

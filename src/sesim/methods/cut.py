@@ -42,7 +42,7 @@ from sesim.methods.common import (
     pixel_identity,
 )
 from sesim.nets.init import init_weights
-from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+from sesim.nets.resnet import PatchDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B",)
 
@@ -59,7 +59,7 @@ class CUTNets:
     """
 
     G: ResnetGenerator
-    D: NLayerDiscriminator
+    D: PatchDiscriminator
     heads: PatchSampleMLP
     layers: tuple[int, ...]
 

@@ -38,7 +38,7 @@ from sesim.methods.common import (
     patch_discriminator,
     resnet_generator,
 )
-from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+from sesim.nets.resnet import PatchDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B", "fake_A")
 
@@ -60,8 +60,8 @@ class CycleGANNets:
 
     G: ResnetGenerator
     G_B: ResnetGenerator
-    D: NLayerDiscriminator
-    D_A: NLayerDiscriminator
+    D: PatchDiscriminator
+    D_A: PatchDiscriminator
 
     def all_modules(self) -> list[nn.Module]:
         """Every module of the run, to move them to a device together."""

@@ -40,7 +40,7 @@ from sesim.methods.common import (
     discriminator_step,
     pixel_identity,
 )
-from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+from sesim.nets.resnet import PatchDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B",)
 
@@ -146,7 +146,7 @@ class DistanceGANNets:
     """
 
     G: ResnetGenerator
-    D: NLayerDiscriminator
+    D: PatchDiscriminator
     stats: DistanceStats
 
     def all_modules(self) -> list[nn.Module]:

@@ -33,7 +33,7 @@ from sesim.methods.common import (
     build_generator,
     patch_discriminator,
 )
-from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+from sesim.nets.resnet import PatchDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B", "fake_gc_B")
 
@@ -75,8 +75,8 @@ class GcGANNets:
     """
 
     G: ResnetGenerator
-    D: NLayerDiscriminator
-    D_gc: NLayerDiscriminator
+    D: PatchDiscriminator
+    D_gc: PatchDiscriminator
 
     def all_modules(self) -> list[nn.Module]:
         """Every module of the run, to move them to a device together."""

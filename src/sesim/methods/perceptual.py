@@ -33,7 +33,7 @@ from sesim.methods.common import (
     build_generator,
     pixel_identity,
 )
-from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+from sesim.nets.resnet import PatchDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B",)
 
@@ -72,7 +72,7 @@ class PerceptualNets:
     """
 
     G: ResnetGenerator
-    D: NLayerDiscriminator
+    D: PatchDiscriminator
     vgg: VGG16Features
 
     def all_modules(self) -> list[nn.Module]:

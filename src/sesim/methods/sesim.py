@@ -31,7 +31,7 @@ from sesim.methods.common import (
     heads_step,
     pixel_identity,
 )
-from sesim.nets.resnet import NLayerDiscriminator, ResnetGenerator
+from sesim.nets.resnet import PatchDiscriminator, ResnetGenerator
 
 POOLS = ("fake_B",)
 
@@ -48,7 +48,7 @@ class SesimNets:
     """
 
     G: ResnetGenerator
-    D: NLayerDiscriminator
+    D: PatchDiscriminator
     vgg: VGG16Features
     crit: SpatialCorrelativeLoss
 

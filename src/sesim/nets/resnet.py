@@ -487,3 +487,37 @@ class NLayerDiscriminator(nn.Module):
         """
         out: Tensor = self.model(x)
         return out
+
+
+class PatchDiscriminatorPair(nn.Module):
+    """A PatchGAN beside a second, local one that judges small patches (pix2pixHD-like pair).
+
+    The main discriminator sees patches of about 70 px (``n_layers`` 3); the local one, with
+    fewer layers, sees patches a few pixels wide, so thin lines and small objects fill a
+    large part of what it judges. The GAN losses in :mod:`sesim.losses.adversarial` take the
+    list this returns and sum their terms over it, as over the scales of a multi-scale
+    discriminator.
+
+    Args:
+        main: the main PatchGAN.
+        local: the local PatchGAN.
+    """
+
+    def __init__(self, main: NLayerDiscriminator, local: NLayerDiscriminator) -> None:
+        super().__init__()
+        self.main = main
+        self.local = local
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Score every patch with both discriminators.
+
+        Args:
+            x: (B, C, H, W) images.
+        Returns:
+            [(B, 1, h, w) main logits, (B, 1, h', w') local logits] (no sigmoid).
+        """
+        return [self.main(x), self.local(x)]
+
+
+#: What the single-modal recipes' discriminators are: one PatchGAN, or a PatchGAN and a local one.
+PatchDiscriminator = NLayerDiscriminator | PatchDiscriminatorPair
