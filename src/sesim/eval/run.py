@@ -550,6 +550,8 @@ def seg_class_names(num_classes: int, meta: dict[str, Any]) -> list[str]:
     Args:
         num_classes: classes of the segmenter.
         meta: the dataset's ``meta.json`` (empty when it has none).
+    Returns:
+        ``num_classes`` names.
     """
     for key in ("class_names", "classes"):
         names = meta.get(key)
