@@ -131,6 +131,17 @@ def init_distributed(device_name: str) -> Dist:
     return Dist(rank, world, local)
 
 
+def leave_distributed() -> None:
+    """Leave the process group at the end of a finished distributed run (no-op outside one).
+
+    A group left to the interpreter's shutdown is torn down while gloo's threads may still
+    run, which can abort a rank (``terminate called without an active exception``, SIGABRT)
+    after all its work is done; PyTorch asks programs to destroy the group themselves.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _attempt_store(rank: int, world: int) -> dist.Store | None:
     """The torchrun agent's store, under a prefix of its own for this restart attempt.
 

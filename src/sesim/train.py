@@ -44,6 +44,7 @@ from sesim.devices import (
     autocast_factory,
     average_gradients,
     init_distributed,
+    leave_distributed,
     resolve_device,
 )
 from sesim.errors import UserError
@@ -327,9 +328,22 @@ def _mismatch(module: torch.nn.Module, saved: Any) -> str | None:
 
 
 def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: bool) -> Path:
-    """The training loop of :func:`train` (``state`` None) and :func:`resume`."""
-    start_step = int(state["step"]) if state is not None else 0
+    """The training loop of :func:`train` (``state`` None) and :func:`resume`, in the process
+    group of ``torchrun`` when started by it; a group joined here is left when training ends
+    (a failed run leaves it to the process's exit, as torchrun then stops every rank)."""
+    joined = not (dist.is_available() and dist.is_initialized())
     ranks = init_distributed(cfg.device)
+    last = _train_ranks(cfg, run_dir, state, quiet, ranks)
+    if joined and ranks.world > 1:
+        leave_distributed()
+    return last
+
+
+def _train_ranks(
+    cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: bool, ranks: Dist
+) -> Path:
+    """The body of :func:`_loop` for this rank of ``ranks``."""
+    start_step = int(state["step"]) if state is not None else 0
     device = resolve_device(cfg.device)
     if device.type == "cuda" and ranks.world > 1:
         device = torch.device("cuda", ranks.local_rank)
