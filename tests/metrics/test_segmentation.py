@@ -14,6 +14,7 @@ from sesim.metrics.segmentation import (
     ConfusionMatrix,
     DRNSeg,
     SmallSegmenter,
+    class_iou_values,
     evaluate_segmenter,
     load_drn_d_22,
     per_class_iou,
@@ -68,6 +69,10 @@ def test_ignored_pixels_and_accumulation_over_batches() -> None:
     assert whole["pixel_acc"] == pytest.approx(3 / 5)
     # Class 2 is predicted only where the label is ignored, so it takes no part in the scores.
     assert torch.isnan(cm.per_class_iou()[2])
+    ious = class_iou_values(cm.matrix)
+    present = [v for v in ious if v is not None]
+    assert ious[2] is None and len(present) == 2
+    assert sum(present) / 2 == pytest.approx(whole["miou"])
     with pytest.raises(ValueError, match="outside the class ids"):
         segmentation_scores(pred, torch.full_like(target, 7), num_classes=3)
     with pytest.raises(ValueError, match="no labelled pixels"):

@@ -16,11 +16,11 @@ from sesim.bench.presets import BenchPreset
 from sesim.bench.tasks import TaskData
 from sesim.metrics import (
     SmallSegmenter,
+    class_iou_values,
     evaluate_segmenter,
     extract_features,
     fid_from_features,
     kid_from_features,
-    per_class_iou,
     scores_from_confusion,
     segmenter_confusion,
     train_segmenter,
@@ -300,7 +300,7 @@ def score_translations(
     matrix = segmenter_confusion(
         judges.segmenter, fakes, data.labels_test, data.num_classes, device=device
     )
-    class_iou = [None if math.isnan(v) else v for v in per_class_iou(matrix).tolist()]
+    class_iou = class_iou_values(matrix)
     feats = extract_features(judges.appearance.features, fakes, device=device)
     ref = judges.reference_features
     kid, kid_std = kid_from_features(

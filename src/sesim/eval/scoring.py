@@ -3,7 +3,6 @@ targets, segmentation against the inputs' label maps, and the networks these nee
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from sesim.eval.sets import (
 from sesim.metrics import (
     ConfusionMatrix,
     SmallSegmenter,
+    class_iou_values,
     density_coverage,
     extract_features,
     fid_from_features,
@@ -124,8 +124,8 @@ class _SegCounter:
         ``seg_iou_<k>`` for class id k (None for a class neither labelled nor predicted, which
         ``seg_miou`` leaves out of its mean)."""
         values: Values = {f"seg_{k}": v for k, v in self.matrix.scores().items()}
-        for k, iou in enumerate(self.matrix.per_class_iou().tolist()):
-            values[f"{SEG_CLASS_PREFIX}{k}"] = None if math.isnan(iou) else float(iou)
+        for k, iou in enumerate(class_iou_values(self.matrix.matrix)):
+            values[f"{SEG_CLASS_PREFIX}{k}"] = iou
         return values
 
 

@@ -94,6 +94,16 @@ def per_class_iou(matrix: Tensor) -> Tensor:
     return torch.where(union > 0, diag / union.clamp(min=1), torch.full_like(diag, math.nan))
 
 
+def class_iou_values(matrix: Tensor) -> list[float | None]:
+    """The IoU of each class from a (C, C) confusion matrix, as plain values for reports.
+
+    Returns:
+        C floats; None for a class neither labelled nor predicted (NaN in
+        :func:`per_class_iou`), which ``miou`` leaves out of its mean.
+    """
+    return [None if math.isnan(v) else float(v) for v in per_class_iou(matrix).tolist()]
+
+
 def scores_from_confusion(matrix: Tensor) -> dict[str, float]:
     """``pixel_acc``, ``mean_class_acc`` and ``miou`` from a (C, C) confusion matrix.
 

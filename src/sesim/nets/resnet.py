@@ -494,9 +494,9 @@ class PatchDiscriminatorPair(nn.Module):
 
     The main discriminator sees patches of about 70 px (``n_layers`` 3); the local one, with
     fewer layers, sees patches of 16 px (one layer) or 34 px (two; strided downsampling), so
-    thin lines and small objects fill a large part of what it judges. The GAN losses in :mod:`sesim.losses.adversarial` take the
-    list this returns and sum their terms over it, as over the scales of a multi-scale
-    discriminator.
+    thin lines and small objects fill a large part of what it judges. The GAN losses in
+    :mod:`sesim.losses.adversarial` take the list this returns and sum their terms over it, as
+    over the scales of a multi-scale discriminator.
 
     Args:
         main: the main PatchGAN.
