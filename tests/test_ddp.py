@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
+from sesim import devices
 from sesim.data.synthetic import write_synthetic_dataset
-from sesim.devices import leave_distributed
 from sesim.runs import list_checkpoints, load_checkpoint
 
 ARGS = [
@@ -59,12 +59,34 @@ def test_two_ranks_stay_in_sync_and_resume_with_one(tmp_path: Path) -> None:
     assert state["step"] == 3 and state["world"] == 1 and state["samples"] == 2 * 2 + 1
 
 
-def test_leave_distributed_destroys_the_group(tmp_path: Path) -> None:
+def test_process_group_is_left_by_whoever_joined_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A finished run leaves its group itself: a gloo group left to the interpreter's shutdown
-    # can abort the rank after its work is done (SIGABRT, seen in CI).
-    store = dist.FileStore(str(tmp_path / "store"), 1)
-    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
-    assert dist.is_initialized()
-    leave_distributed()
+    # can abort the rank after its work is done (SIGABRT, seen in CI). A one-process gloo
+    # group stands in for torchrun's, which would wait for a second rank.
+    stores = iter(dist.FileStore(str(tmp_path / f"store{i}"), 1) for i in range(2))
+    init = dist.init_process_group
+
+    def one_rank_group(backend: str, **_: object) -> None:
+        init(backend, store=next(stores), rank=0, world_size=1)
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(devices, "_attempt_store", lambda rank, world: None)
+    monkeypatch.setattr(devices.dist, "init_process_group", one_rank_group)
+    with devices.process_group("cpu") as ranks:
+        assert dist.is_initialized() and (ranks.rank, ranks.world) == (1, 2)
     assert not dist.is_initialized()
-    leave_distributed()  # outside a group: nothing to do
+    # A failed body leaves the group to the process's exit.
+    with pytest.raises(RuntimeError), devices.process_group("cpu"):
+        raise RuntimeError("a failed step")
+    assert dist.is_initialized()
+    # A group that existed before is not this run's to leave.
+    with devices.process_group("cpu"):
+        pass
+    assert dist.is_initialized()
+    dist.destroy_process_group()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with devices.process_group("cpu") as ranks:
+        assert ranks == devices.Dist() and not dist.is_initialized()

@@ -2,7 +2,7 @@
 
 ``auto`` picks CUDA when present; mixed precision is a context-manager class built once per
 run (``autocast_factory``); under ``torchrun`` each process learns its rank from the environment
-(:func:`init_distributed`) and gradients are averaged with one flat all-reduce per optimiser.
+(:func:`process_group`) and gradients are averaged with one flat all-reduce per optimiser.
 :class:`StepTimer` times steps without making the host wait for the device every step.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -112,14 +113,31 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(device_name: str) -> Dist:
-    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1)."""
+@contextmanager
+def process_group(device_name: str) -> Iterator[Dist]:
+    """This process's place in the run, in ``torchrun``'s process group when started by it
+    (WORLD_SIZE > 1).
+
+    A group joined here is left when the body finishes: a gloo group left to the interpreter's
+    shutdown is torn down while its threads may still run, which can abort a rank (``terminate
+    called without an active exception``, SIGABRT) after all its work is done. A body that
+    raises leaves the group to the process's exit (torchrun then stops every rank), and a
+    group that already existed is left to whoever created it.
+
+    Args:
+        device_name: the run's device setting (``cpu`` selects gloo even beside a GPU).
+
+    Yields:
+        The rank, world size and local rank (``Dist()`` outside ``torchrun``).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist()
+        yield Dist()
+        return
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
-    if not dist.is_initialized():
+    joined = not dist.is_initialized()
+    if joined:
         backend = "nccl" if use_cuda else "gloo"
         store = _attempt_store(rank, world)
         if store is None:
@@ -128,17 +146,8 @@ def init_distributed(device_name: str) -> Dist:
             dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     if use_cuda:
         torch.cuda.set_device(local)
-    return Dist(rank, world, local)
-
-
-def leave_distributed() -> None:
-    """Leave the process group at the end of a finished distributed run (no-op outside one).
-
-    A group left to the interpreter's shutdown is torn down while gloo's threads may still
-    run, which can abort a rank (``terminate called without an active exception``, SIGABRT)
-    after all its work is done; PyTorch asks programs to destroy the group themselves.
-    """
-    if dist.is_available() and dist.is_initialized():
+    yield Dist(rank, world, local)
+    if joined:
         dist.destroy_process_group()
 
 

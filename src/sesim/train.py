@@ -43,8 +43,7 @@ from sesim.devices import (
     StepTimer,
     autocast_factory,
     average_gradients,
-    init_distributed,
-    leave_distributed,
+    process_group,
     resolve_device,
 )
 from sesim.errors import UserError
@@ -329,14 +328,9 @@ def _mismatch(module: torch.nn.Module, saved: Any) -> str | None:
 
 def _loop(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, quiet: bool) -> Path:
     """The training loop of :func:`train` (``state`` None) and :func:`resume`, in the process
-    group of ``torchrun`` when started by it; a group joined here is left when training ends
-    (a failed run leaves it to the process's exit, as torchrun then stops every rank)."""
-    joined = not (dist.is_available() and dist.is_initialized())
-    ranks = init_distributed(cfg.device)
-    last = _train_ranks(cfg, run_dir, state, quiet, ranks)
-    if joined and ranks.world > 1:
-        leave_distributed()
-    return last
+    group of ``torchrun`` when started by it (:func:`~sesim.devices.process_group`)."""
+    with process_group(cfg.device) as ranks:
+        return _train_ranks(cfg, run_dir, state, quiet, ranks)
 
 
 def _train_ranks(
