@@ -137,3 +137,14 @@ def test_only_recipes_that_read_it_carry_an_identity_weight() -> None:
     # the paper presets keep the public code's setting: no identity term
     assert PRESETS["fsesim"]().structure.identity_weight == 0
     assert PRESETS["lsesim"]().structure.identity_weight == 0
+
+
+def test_only_tiny_lsesim_speeds_up_its_discriminator() -> None:
+    """``tiny-lsesim``'s discriminator learns at twice the generator's rate (section 6 of
+    docs/structure.md); every other preset, the paper's included, keeps the public code's equal
+    rates, so the change cannot leak into a preset it was not measured for."""
+    for name, build in PRESETS.items():
+        cfg = build()
+        expected = 2.0 if name == "tiny-lsesim" else 1.0
+        assert cfg.optim.d_lr_scale == expected, name
+        assert cfg.optim.lr_d == cfg.optim.lr * expected, name
