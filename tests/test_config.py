@@ -148,3 +148,11 @@ def test_only_tiny_lsesim_speeds_up_its_discriminator() -> None:
         expected = 2.0 if name == "tiny-lsesim" else 1.0
         assert cfg.optim.d_lr_scale == expected, name
         assert cfg.optim.lr_d == cfg.optim.lr * expected, name
+
+
+def test_tiny_lsesim_shows_its_discriminator_no_image_pool() -> None:
+    """``tiny-lsesim`` trains without the image pool (section 6 of docs/structure.md); the paper
+    presets keep the public code's pool of 50, and ``tiny`` keeps its pool too."""
+    assert PRESETS["tiny-lsesim"]().optim.pool_size == 0
+    for name in ("fsesim", "lsesim", "tiny"):
+        assert PRESETS[name]().optim.pool_size == 50, name
