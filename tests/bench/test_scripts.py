@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,3 +119,85 @@ def test_structure_diagnosis_toy_size(tmp_path: Path) -> None:
         assert r["grad_gan"] > 0 and r["grad_struct_weighted"] > 0
     assert (tmp_path / "diagnosis.json").is_file()
     assert "| relu1_2 |" in out
+
+
+def _load_script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_oracle_gap_repaint_and_blur() -> None:
+    gap = _load_script("oracle_gap")
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (2, 8, 8))
+    images = torch.rand(2, 3, 8, 8) * 2 - 1
+    painted = gap.repaint(images, labels, 3)
+    for i in range(2):
+        for k in range(3):
+            region = painted[i][:, labels[i] == k]
+            if region.numel():
+                expected = images[i][:, labels[i] == k].mean(1, keepdim=True)
+                assert torch.allclose(region, expected.expand_as(region), atol=1e-6)
+    # An image that is already flat on every region is its own repainting (the oracle is).
+    assert torch.allclose(gap.repaint(painted, labels, 3), painted, atol=1e-6)
+    flat = torch.full((1, 3, 9, 9), 0.3)
+    assert torch.allclose(gap.gaussian_blur(flat, 1.0), flat, atol=1e-6)
+    step = torch.zeros(1, 3, 9, 9)
+    step[..., 5:] = 1.0
+    soft = gap.gaussian_blur(step, 1.0)
+    assert 0 < soft[0, 0, 4, 4] < 0.5 < soft[0, 0, 4, 5] < 1
+    assert torch.allclose(soft[..., 0], step[..., 0]) and torch.allclose(
+        soft[..., -1], step[..., -1]
+    )
+
+
+def test_oracle_gap_on_a_toy_bench(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    _run("-m", "sesim", "bench", "quality", "--steps", "2", "--size", "32", "--methods", "fsesim",
+         "--tasks", "layout", "--out", str(bench), "--n-train", "8", "--n-test", "6",
+         "--aux-steps", "5", "--seeds", "0,1", "--jobs", "1", "--quiet")  # fmt: skip
+    out = _run("benchmarks/oracle_gap.py", "--bench", str(bench), "--sigmas", "0.5,2")
+    doc = json.loads(out.strip().splitlines()[-1])
+    layout = doc["tasks"]["layout"]
+    assert list(layout["references"]) == ["oracle", "oracle, blur 0.5 px", "oracle, blur 2 px"]
+    results = json.loads((bench / "results.json").read_text())["tasks"]["layout"]
+    rows = {r["method"]: r for r in results["rows"]}
+    # The same judges as the bench: the oracle and every translation score as they did there.
+    assert layout["references"]["oracle"]["miou"] == pytest.approx(rows["oracle"]["miou"])
+    entry = layout["methods"]["fsesim"]
+    assert entry["seeds"] == [0, 1]
+    bench_runs = [r["miou"] for r in results["runs"] if r["method"] == "fsesim"]
+    assert [s["miou"] for s in entry["translation"]] == pytest.approx(bench_runs)
+    assert entry["translation_miou"] == pytest.approx(rows["fsesim"]["miou"])
+    assert len(entry["repainted"]) == 2 and entry["repainted_miou_se"] is not None
+    assert len(entry["repainted_class_iou"]) == len(layout["classes"])
+    assert "| fsesim, repainted |" in out and "| *oracle, blur 2 px* |" in out
+    assert json.loads((bench / "oracle_gap.json").read_text()) == doc
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bench", "nowhere"], "results.json not found"),
+        (["--bench", "BENCH", "--sigmas", "1,x"], "--sigmas must be positive numbers"),
+        (["--bench", "BENCH", "--tasks", "mars"], "unknown task"),
+    ],
+)
+def test_oracle_gap_user_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    bench = tmp_path / "b"
+    bench.mkdir()
+    (bench / "results.json").write_text(json.dumps({"tasks": {"layout": {"runs": []}}}))
+    argv = [
+        str(bench) if a == "BENCH" else str(tmp_path / a) if a == "nowhere" else a for a in args
+    ]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/oracle_gap.py", *argv],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (bench / "oracle_gap.json").exists()

@@ -1,0 +1,224 @@
+"""Where a translation's mIoU falls short of the structure oracle's: blur or colour.
+
+Reads a finished ``sesim bench quality`` folder (its ``results.json``, data, judges and runs;
+nothing is trained) and scores, with the bench's own segmenter, images that separate the two
+ways a translation can lose the layout's classes:
+
+- the structure oracle blurred by a Gaussian of each ``--sigmas`` (pixels): what softness
+  alone costs a translation whose colours are exactly right;
+- every run's translation *repainted*: each class region of each test image painted flat in
+  the mean colour the translation gave it there (from the true labels). It keeps the colour
+  each class was given and drops blur, texture and bleeding across region borders, so
+  ``oracle - repainted`` is what the colour choices cost and ``repainted - translation`` what
+  the drawing costs (negative where texture helps the segmenter).
+
+Prints a table per task (mIoU, then the IoU of each class) and a JSON document (also written to
+``--out``). Runs of the same method are averaged over their seeds (mean ± standard error).
+
+    python benchmarks/oracle_gap.py --bench runs/bench [--tasks layout,maps]
+        [--methods lsesim,cyclegan] [--sigmas 0.5,1,1.5] [--out runs/bench/oracle_gap.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sesim.bench.judges import prepare_judges, score_translations
+from sesim.bench.presets import BenchPreset, parse_list
+from sesim.bench.quality import translate_all
+from sesim.bench.tasks import TaskData, prepare_data, structure_oracle
+from sesim.errors import UserError
+from sesim.runs import load_generator, newest_readable_checkpoint
+
+
+def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur with replicated borders.
+
+    Args:
+        images: (N, C, H, W) images.
+        sigma: standard deviation in pixels (> 0); the kernel spans 3 sigma each side.
+    Returns:
+        (N, C, H, W) blurred images.
+    """
+    radius = max(1, int(3 * sigma + 0.5))
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    k = torch.exp(-(t**2) / (2 * sigma * sigma))
+    k = k / k.sum()
+    c = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def repaint(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Paint each class region of each image flat in that region's mean colour.
+
+    Args:
+        images: (N, C, H, W) images.
+        labels: (N, H, W) class indices.
+        num_classes: number of classes.
+    Returns:
+        (N, C, H, W) images, constant on every (image, class) region.
+    """
+    n, c = images.shape[:2]
+    onehot = F.one_hot(labels.long(), num_classes).permute(0, 3, 1, 2).to(images.dtype)
+    area = onehot.sum((2, 3)).clamp(min=1)  # (N, K)
+    means = torch.einsum("nchw,nkhw->nkc", images, onehot) / area[..., None]
+    return torch.einsum("nkc,nkhw->nchw", means, onehot).reshape(n, c, *images.shape[2:])
+
+
+def _bench_preset(results: dict[str, Any]) -> BenchPreset:
+    stored = results["preset"]
+    values: dict[str, Any] = {
+        f.name: tuple(stored[f.name]) if isinstance(stored[f.name], list) else stored[f.name]
+        for f in fields(BenchPreset)
+    }
+    return BenchPreset(**values)
+
+
+def _summary(values: list[float]) -> tuple[float, float | None]:
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    return mean, se
+
+
+def _fmt(mean: float, se: float | None) -> str:
+    return f"{mean:.3f}" if se is None else f"{mean:.3f} ± {se:.3f}"
+
+
+def _score(images: Tensor, data: TaskData, judges: Any, seed: int) -> dict[str, Any]:
+    s = score_translations(images, data, judges, seed, torch.device("cpu"))
+    return {"miou": s["miou"], "class_iou": s["class_iou"]}
+
+
+def analyse_task(
+    out: Path, results: dict[str, Any], task: str, methods: list[str], sigmas: list[float]
+) -> dict[str, Any]:
+    """Score the blurred oracles and the repainted translations of one task.
+
+    Args:
+        out: the bench folder.
+        results: its ``results.json``.
+        task: the task's name.
+        methods: methods to analyse.
+        sigmas: blur widths in pixels.
+    Returns:
+        ``classes``, ``references`` (name -> scores) and ``methods`` (method -> per-seed
+        scores of the translation and of its repainting, and their means).
+    """
+    bench = _bench_preset(results)
+    data_seed = int(results["data_seed"])
+    data = prepare_data(out, task, bench, data_seed)
+    judges = prepare_judges(data, bench, data_seed, torch.device("cpu"))
+    oracle = structure_oracle(data)
+    references = {"oracle": _score(oracle, data, judges, data_seed)}
+    for sigma in sigmas:
+        blurred = gaussian_blur(oracle, sigma)
+        references[f"oracle, blur {sigma:g} px"] = _score(blurred, data, judges, data_seed)
+    per_method: dict[str, dict[str, Any]] = {}
+    for run in results["tasks"][task]["runs"]:
+        if run["method"] not in methods:
+            continue
+        folder = out / "runs" / task / run["method"] / f"seed{run['seed']}"
+        checkpoint, _ = newest_readable_checkpoint(folder)
+        G, _, _ = load_generator(None, checkpoint, torch.device("cpu"))
+        fakes = translate_all(G, data.test_a, torch.device("cpu"))
+        painted = repaint(fakes, data.labels_test, data.num_classes)
+        entry = per_method.setdefault(
+            run["method"], {"seeds": [], "translation": [], "repainted": []}
+        )
+        entry["seeds"].append(run["seed"])
+        entry["translation"].append(_score(fakes, data, judges, data_seed))
+        entry["repainted"].append(_score(painted, data, judges, data_seed))
+    for entry in per_method.values():
+        for kind in ("translation", "repainted"):
+            mean, se = _summary([s["miou"] for s in entry[kind]])
+            entry[f"{kind}_miou"], entry[f"{kind}_miou_se"] = mean, se
+            entry[f"{kind}_class_iou"] = [
+                statistics.fmean(v)
+                if (v := [s["class_iou"][k] for s in entry[kind] if s["class_iou"][k] is not None])
+                else None
+                for k in range(data.num_classes)
+            ]
+    return {"classes": list(data.class_names), "references": references, "methods": per_method}
+
+
+def _cells(values: list[float | None]) -> str:
+    return " | ".join("n/a" if v is None else f"{v:.2f}" for v in values)
+
+
+def print_task(task: str, doc: dict[str, Any]) -> None:
+    """Print one task's table (markdown)."""
+    classes = doc["classes"]
+    print(f"\n## {task}\n")
+    print("| images | mIoU | " + " | ".join(classes) + " |")
+    print("|---|---|" + "---|" * len(classes))
+    for name, s in doc["references"].items():
+        print(f"| *{name}* | {s['miou']:.3f} | {_cells(s['class_iou'])} |")
+    for method, e in doc["methods"].items():
+        for kind in ("translation", "repainted"):
+            cell = _fmt(e[f"{kind}_miou"], e[f"{kind}_miou_se"])
+            print(f"| {method}, {kind} | {cell} | {_cells(e[f'{kind}_class_iou'])} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--bench", type=Path, required=True, help="a finished `sesim bench quality` folder"
+    )
+    p.add_argument("--tasks", help="comma-separated tasks (default: every task of the bench)")
+    p.add_argument("--methods", help="comma-separated methods (default: every method of the bench)")
+    p.add_argument("--sigmas", default="0.5,1,1.5", help="blur widths of the oracle, in pixels")
+    p.add_argument("--out", type=Path, help="JSON output (default: BENCH/oracle_gap.json)")
+    args = p.parse_args(argv)
+    results_path = args.bench / "results.json"
+    if not results_path.is_file():
+        print(
+            f"error: {results_path} not found; run `sesim bench quality --out {args.bench}` first",
+            file=sys.stderr,
+        )
+        return 2
+    results = json.loads(results_path.read_text())
+    try:
+        sigmas = [float(s) for s in args.sigmas.split(",")]
+    except ValueError:
+        sigmas = []
+    if not sigmas or any(not s > 0 for s in sigmas):
+        print(
+            f"error: --sigmas must be positive numbers separated by commas, got {args.sigmas!r}",
+            file=sys.stderr,
+        )
+        return 2
+    ran = sorted({r["method"] for t in results["tasks"].values() for r in t["runs"]})
+    torch.set_grad_enabled(False)
+    doc: dict[str, Any] = {"bench": str(args.bench), "sigmas": sigmas, "tasks": {}}
+    try:
+        tasks = parse_list(args.tasks, list(results["tasks"]), list(results["tasks"]), "task")
+        methods = parse_list(args.methods, ran, ran, "method")
+        for task in tasks:
+            doc["tasks"][task] = analyse_task(args.bench, results, task, methods, sigmas)
+            print_task(task, doc["tasks"][task])
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = args.out or args.bench / "oracle_gap.json"
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(out)
+    print(json.dumps(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
