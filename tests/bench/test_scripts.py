@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,6 +144,12 @@ def test_oracle_gap_repaint_and_blur() -> None:
                 assert torch.allclose(region, expected.expand_as(region), atol=1e-6)
     # An image that is already flat on every region is its own repainting (the oracle is).
     assert torch.allclose(gap.repaint(painted, labels, 3), painted, atol=1e-6)
+    # Class colours: the mean over every image's pixels of the class; NaN for an absent class.
+    colours = gap.class_colours(painted, labels, 4)
+    for k in range(3):
+        expected = images.permute(0, 2, 3, 1)[labels == k].mean(0)
+        assert torch.allclose(colours[k], expected, atol=1e-5)
+    assert torch.isnan(colours[3]).all()
     flat = torch.full((1, 3, 9, 9), 0.3)
     assert torch.allclose(gap.gaussian_blur(flat, 1.0), flat, atol=1e-6)
     step = torch.zeros(1, 3, 9, 9)
@@ -175,7 +182,14 @@ def test_oracle_gap_on_a_toy_bench(tmp_path: Path) -> None:
     assert len(entry["repainted"]) == 2 and entry["repainted_miou_se"] is not None
     assert len(entry["repainted_class_iou"]) == len(layout["classes"])
     assert "| fsesim, repainted |" in out and "| *oracle, blur 2 px* |" in out
+    assert len(entry["from_input"]) == len(entry["from_oracle"]) == 2
+    assert len(entry["colour_from_oracle"]) == len(layout["classes"])
+    present = [v for v in entry["colour_from_input"] if v is not None]
+    assert present and all(0 <= v <= 2 * 3**0.5 for v in present)
+    assert "Mean colour of each class" in out
     assert json.loads((bench / "oracle_gap.json").read_text()) == doc
+    picture = Image.open(bench / "oracle_gap_layout.png")
+    assert layout["picture"] == str(bench / "oracle_gap_layout.png") and picture.width > 6 * 32
 
 
 @pytest.mark.parametrize(
@@ -184,15 +198,19 @@ def test_oracle_gap_on_a_toy_bench(tmp_path: Path) -> None:
         (["--bench", "nowhere"], "results.json not found"),
         (["--bench", "BENCH", "--sigmas", "1,x"], "--sigmas must be positive numbers"),
         (["--bench", "BENCH", "--tasks", "mars"], "unknown task"),
+        (["--bench", "BENCH", "--grid-images", "0"], "--grid-images must be at least 1"),
+        (["--bench", "BROKEN"], "is not a bench result"),
     ],
 )
 def test_oracle_gap_user_errors(tmp_path: Path, args: list[str], message: str) -> None:
     bench = tmp_path / "b"
     bench.mkdir()
     (bench / "results.json").write_text(json.dumps({"tasks": {"layout": {"runs": []}}}))
-    argv = [
-        str(bench) if a == "BENCH" else str(tmp_path / a) if a == "nowhere" else a for a in args
-    ]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "results.json").write_text('{"tasks": ')  # cut short
+    names = {"BENCH": str(bench), "BROKEN": str(broken), "nowhere": str(tmp_path / "nowhere")}
+    argv = [names.get(a, a) for a in args]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run(
         [sys.executable, "benchmarks/oracle_gap.py", *argv],
@@ -200,4 +218,4 @@ def test_oracle_gap_user_errors(tmp_path: Path, args: list[str], message: str) -
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert not (bench / "oracle_gap.json").exists()
+    assert not (bench / "oracle_gap.json").exists() and not (broken / "oracle_gap.json").exists()
