@@ -107,7 +107,13 @@ def _distances(colours: Tensor, reference: Tensor) -> list[float | None]:
 
 
 def _bench_preset(results: dict[str, Any]) -> BenchPreset:
-    stored = results["preset"]
+    stored = results.get("preset") or {}
+    missing = [f.name for f in fields(BenchPreset) if f.name not in stored]
+    if missing or "data_seed" not in results:
+        raise UserError(
+            f"results.json lacks the bench settings {', '.join(missing or ['data_seed'])} "
+            "(written by another version of sesim?); rerun `sesim bench quality` into that folder"
+        )
     values: dict[str, Any] = {
         f.name: tuple(stored[f.name]) if isinstance(stored[f.name], list) else stored[f.name]
         for f in fields(BenchPreset)

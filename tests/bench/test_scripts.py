@@ -200,6 +200,7 @@ def test_oracle_gap_on_a_toy_bench(tmp_path: Path) -> None:
         (["--bench", "BENCH", "--tasks", "mars"], "unknown task"),
         (["--bench", "BENCH", "--grid-images", "0"], "--grid-images must be at least 1"),
         (["--bench", "BROKEN"], "is not a bench result"),
+        (["--bench", "BENCH"], "lacks the bench settings"),
     ],
 )
 def test_oracle_gap_user_errors(tmp_path: Path, args: list[str], message: str) -> None:
