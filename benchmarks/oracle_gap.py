@@ -43,7 +43,7 @@ from torch import Tensor
 from sesim.bench.judges import prepare_judges, score_translations
 from sesim.bench.presets import BenchPreset, parse_list
 from sesim.bench.quality import translate_all
-from sesim.bench.tasks import TaskData, prepare_data, structure_oracle
+from sesim.bench.tasks import TaskData, class_mean_colours, prepare_data, structure_oracle
 from sesim.errors import UserError
 from sesim.report import write_sample_grid
 from sesim.runs import load_generator, newest_readable_checkpoint
@@ -83,22 +83,6 @@ def repaint(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     area = onehot.sum((2, 3)).clamp(min=1)  # (N, K)
     means = torch.einsum("nchw,nkhw->nkc", images, onehot) / area[..., None]
     return torch.einsum("nkc,nkhw->nchw", means, onehot).reshape(n, c, *images.shape[2:])
-
-
-def class_colours(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
-    """The mean colour of each class over all images.
-
-    Args:
-        images: (N, C, H, W) images.
-        labels: (N, H, W) class indices.
-        num_classes: number of classes.
-    Returns:
-        (num_classes, C) mean colours; NaN for a class with no pixel.
-    """
-    onehot = F.one_hot(labels.long(), num_classes).to(images.dtype)  # (N, H, W, K)
-    sums = torch.einsum("nchw,nhwk->kc", images, onehot)
-    counts = onehot.sum((0, 1, 2))[:, None]
-    return sums / counts
 
 
 def _distances(colours: Tensor, reference: Tensor) -> list[float | None]:
@@ -175,8 +159,8 @@ def analyse_task(
     judges = prepare_judges(data, bench, data_seed, torch.device("cpu"))
     oracle = structure_oracle(data)
     k = data.num_classes
-    input_colours = class_colours(data.test_a, data.labels_test, k)
-    oracle_colours = class_colours(oracle, data.labels_test, k)
+    input_colours = class_mean_colours(data.test_a, data.labels_test, k)
+    oracle_colours = class_mean_colours(oracle, data.labels_test, k)
     n = min(grid_images, oracle.shape[0])
     rows, labels = [oracle[:n]], ["input", "oracle"]
     references = {"oracle": _score(oracle, data, judges, data_seed)}
@@ -201,7 +185,7 @@ def analyse_task(
             run["method"],
             {"seeds": [], "translation": [], "repainted": [], "from_input": [], "from_oracle": []},
         )
-        colours = class_colours(fakes, data.labels_test, k)
+        colours = class_mean_colours(fakes, data.labels_test, k)
         entry["from_input"].append(_distances(colours, input_colours))
         entry["from_oracle"].append(_distances(colours, oracle_colours))
         entry["seeds"].append(run["seed"])

@@ -14,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from sesim.bench.tasks import class_mean_colours
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -145,7 +147,7 @@ def test_oracle_gap_repaint_and_blur() -> None:
     # An image that is already flat on every region is its own repainting (the oracle is).
     assert torch.allclose(gap.repaint(painted, labels, 3), painted, atol=1e-6)
     # Class colours: the mean over every image's pixels of the class; NaN for an absent class.
-    colours = gap.class_colours(painted, labels, 4)
+    colours = class_mean_colours(painted, labels, 4)
     for k in range(3):
         expected = images.permute(0, 2, 3, 1)[labels == k].mean(0)
         assert torch.allclose(colours[k], expected, atol=1e-5)

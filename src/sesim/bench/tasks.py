@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -137,6 +138,22 @@ def prepare_data(
     )
 
 
+def class_mean_colours(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """The mean colour of each class over all pixels of all images.
+
+    Args:
+        images: (N, C, H, W) images.
+        labels: (N, H, W) class indices.
+        num_classes: number of classes.
+    Returns:
+        (num_classes, C) mean colours; NaN for a class with no pixel.
+    """
+    # Sums in float64: a float32 sum over a training set's million pixels drifts by 1e-3.
+    onehot = F.one_hot(labels.long(), num_classes).double()  # (N, H, W, K)
+    sums = torch.einsum("nchw,nhwk->kc", images.double(), onehot)
+    return (sums / onehot.sum((0, 1, 2))[:, None]).to(images.dtype)
+
+
 def structure_oracle(data: TaskData) -> Tensor:
     """The structure oracle: every test input recoloured from its true labels.
 
@@ -150,13 +167,7 @@ def structure_oracle(data: TaskData) -> Tensor:
     Returns:
         (N, 3, H, W) images in [-1, 1], in the order of ``data.test_a``.
     """
-    pixels = data.train_b.permute(0, 2, 3, 1).reshape(-1, 3)
-    labels = data.labels_train_b.reshape(-1)
-    overall = pixels.mean(0)
-    means = torch.stack(
-        [
-            pixels[labels == k].mean(0) if bool((labels == k).any()) else overall
-            for k in range(data.num_classes)
-        ]
-    )
+    means = class_mean_colours(data.train_b, data.labels_train_b, data.num_classes)
+    overall = data.train_b.mean((0, 2, 3))
+    means = torch.where(torch.isnan(means), overall, means)
     return means[data.labels_test].permute(0, 3, 1, 2).contiguous()
