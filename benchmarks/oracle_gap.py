@@ -156,7 +156,17 @@ def analyse_task(
     bench = _bench_preset(results)
     data_seed = int(results["data_seed"])
     data = prepare_data(out, task, bench, data_seed)
-    judges = prepare_judges(data, bench, data_seed, torch.device("cpu"))
+    judge_dir = data.root.parent / "judges"
+    missing = [f for f in ("segmenter.pt", "appearance.pt") if not (judge_dir / f).is_file()]
+    if missing:
+        print(
+            f"{task}: {', '.join(missing)} not in {judge_dir}; training the bench's judges again "
+            "(a few minutes on a CPU)",
+            file=sys.stderr,
+            flush=True,
+        )
+    with torch.enable_grad():  # main() turns gradients off; retraining the judges needs them
+        judges = prepare_judges(data, bench, data_seed, torch.device("cpu"))
     oracle = structure_oracle(data)
     k = data.num_classes
     input_colours = class_mean_colours(data.test_a, data.labels_test, k)

@@ -192,6 +192,17 @@ def test_oracle_gap_on_a_toy_bench(tmp_path: Path) -> None:
     assert json.loads((bench / "oracle_gap.json").read_text()) == doc
     picture = Image.open(bench / "oracle_gap_layout.png")
     assert layout["picture"] == str(bench / "oracle_gap_layout.png") and picture.width > 6 * 32
+    # Judges deleted since the bench ran: the script says it retrains them before it does.
+    (segmenter,) = bench.glob("data/**/judges/segmenter.pt")
+    segmenter.unlink()
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/oracle_gap.py", "--bench", str(bench), "--sigmas", "1"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "segmenter.pt not in" in proc.stderr and "training the bench's judges" in proc.stderr
+    assert "appearance.pt" not in proc.stderr and segmenter.is_file()
 
 
 @pytest.mark.parametrize(
