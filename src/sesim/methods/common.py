@@ -144,6 +144,24 @@ def build_discriminator(cfg: TrainConfig) -> PatchDiscriminator:
     return patch_discriminator(cfg, cfg.seed + 1)
 
 
+def build_vgg(cfg: TrainConfig) -> VGG16Features:
+    """The run's frozen VGG16 taps (``cfg.structure``; random weights from ``cfg.seed + 2``
+    when ``vgg_weights`` is ``"random"``)."""
+    s = cfg.structure
+    weights = None if s.vgg_weights == "random" else s.vgg_weights
+    return VGG16Features(s.layers, weights=weights, seed=cfg.seed + 2)
+
+
+def build_structure(cfg: TrainConfig) -> tuple[VGG16Features, SpatialCorrelativeLoss]:
+    """The frozen VGG16 taps and the structure loss on them (LSeSim's heads, if any,
+    initialised from ``cfg.seed + 3`` without touching the global random state)."""
+    vgg = build_vgg(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 3)
+        crit = SpatialCorrelativeLoss(vgg.channels, cfg.structure.loss)
+    return vgg, crit
+
+
 # ---------------------------------------------------------------------------------------------
 # Steps shared by the single-modal and multi-modal SeSim recipes.
 

@@ -39,7 +39,7 @@ from sesim.errors import UserError
 from sesim.features.vgg import VGG16Features
 from sesim.losses.adversarial import generator_loss
 from sesim.losses.spatial import SpatialCorrelativeLoss
-from sesim.methods.common import StepContext, discriminator_step, heads_step
+from sesim.methods.common import StepContext, build_structure, discriminator_step, heads_step
 from sesim.nets.munit import MultiScaleDiscriminator, MunitGenerator
 
 #: One pool of fakes for D; the multi-modal presets set ``pool_size`` 0 (MUNIT has none), which
@@ -56,7 +56,7 @@ STYLE_RECON_WEIGHT = 1.0
 
 #: Offsets added to ``cfg.seed`` for each network's initialisation (``seed + 4`` is the
 #: training loop's generator), as in :mod:`sesim.methods.sesim`.
-_SEED_OFFSETS = {"G": 0, "D": 1, "vgg": 2, "crit": 3}
+_SEED_OFFSETS = {"G": 0, "D": 1}  # the VGG taps and the heads: 2 and 3 (`build_structure`)
 
 
 class MunitTranslator(MunitGenerator):
@@ -154,11 +154,7 @@ def build(cfg: TrainConfig) -> MunitNets:
             f"{exc}: use a larger crop, or fewer discriminator scales or layers "
             "(munit.num_scales, munit.d_layers)"
         ) from None
-    weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
-    vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + _SEED_OFFSETS["vgg"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed + _SEED_OFFSETS["crit"])
-        crit = SpatialCorrelativeLoss(vgg.channels, cfg.structure.loss)
+    vgg, crit = build_structure(cfg)
     return MunitNets(G, D, vgg, crit)
 
 

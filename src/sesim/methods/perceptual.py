@@ -31,6 +31,7 @@ from sesim.methods.common import (
     StepContext,
     build_discriminator,
     build_generator,
+    build_vgg,
     pixel_identity,
 )
 from sesim.nets.resnet import PatchDiscriminator, ResnetGenerator
@@ -88,8 +89,7 @@ def build(cfg: TrainConfig) -> PerceptualNets:
     """Networks for ``cfg``, on the CPU, with deterministic initialisation."""
     G = build_generator(cfg)
     D = build_discriminator(cfg)
-    weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
-    vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + 2)
+    vgg = build_vgg(cfg)
     return PerceptualNets(G, D, vgg)
 
 

@@ -27,6 +27,7 @@ from sesim.methods.common import (
     StepContext,
     build_discriminator,
     build_generator,
+    build_structure,
     discriminator_step,
     heads_step,
     pixel_identity,
@@ -68,11 +69,7 @@ def build(cfg: TrainConfig) -> SesimNets:
     """Networks for ``cfg``, on the CPU, with deterministic initialisation."""
     G = build_generator(cfg)
     D = build_discriminator(cfg)
-    weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
-    vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + 2)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed + 3)
-        crit = SpatialCorrelativeLoss(vgg.channels, cfg.structure.loss)
+    vgg, crit = build_structure(cfg)
     return SesimNets(G, D, vgg, crit)
 
 

@@ -43,7 +43,7 @@ from sesim.losses.adversarial import (
     r1_penalty,
 )
 from sesim.losses.spatial import SpatialCorrelativeLoss
-from sesim.methods.common import StepContext
+from sesim.methods.common import StepContext, build_structure
 from sesim.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 #: No image pool: the discriminator sees the current fakes only (as SinCUT and ``sinsc``).
@@ -128,11 +128,7 @@ def build(cfg: TrainConfig) -> SingleImageNets:
             f"or stylegan.gp=none"
         )
     G, D = build_generator(cfg), build_discriminator(cfg)
-    weights = None if cfg.structure.vgg_weights == "random" else cfg.structure.vgg_weights
-    vgg = VGG16Features(cfg.structure.layers, weights=weights, seed=cfg.seed + 2)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed + 3)
-        crit = SpatialCorrelativeLoss(vgg.channels, cfg.structure.loss)
+    vgg, crit = build_structure(cfg)
     return SingleImageNets(G, D, vgg, crit)
 
 
