@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sesim.nets import check_image_size
 from sesim.nets.init import init_weights
 
 PadKind = Literal["reflect", "zero"]
@@ -673,12 +674,7 @@ class MunitGenerator(nn.Module):
 
     def _check_size(self, x: Tensor) -> None:
         _check_images(x, self.in_channels, "images")
-        h, w = x.shape[-2:]
-        if h % self.multiple or w % self.multiple or min(h, w) < self.min_size:
-            raise ValueError(
-                f"input height and width must be multiples of {self.multiple} and at least "
-                f"{self.min_size}, got {h}x{w}"
-            )
+        check_image_size(x, self.multiple, self.min_size)
 
     def encode_content(self, x: Tensor) -> Tensor:
         """Content codes of source images.

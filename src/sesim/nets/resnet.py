@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sesim.nets import check_image_size, check_layer_ids
+
 NormKind = Literal["instance", "batch", "none"]
 
 _NORM_KINDS: tuple[str, ...] = ("instance", "batch", "none")
@@ -360,19 +362,10 @@ class ResnetGenerator(nn.Module):
         return [self._layer_channels[i] for i in layer_ids]
 
     def _check_layer_ids(self, layer_ids: Sequence[int]) -> None:
-        n = len(self.model)
-        bad = [i for i in layer_ids if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"layer ids {bad} out of range; this generator has layers 0..{n - 1}")
+        check_layer_ids(layer_ids, len(self.model), "generator")
 
     def _check_size(self, x: Tensor) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if h % self.multiple or w % self.multiple:
-            raise ValueError(
-                f"input height and width must be multiples of {self.multiple}, got {h}x{w}"
-            )
+        check_image_size(x, self.multiple)
 
     def forward(self, x: Tensor) -> Tensor:
         """Translate images.

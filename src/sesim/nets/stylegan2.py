@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sesim.nets import check_image_size, check_layer_ids
+
 _SQRT2 = math.sqrt(2.0)
 _BLUR_TAPS: tuple[int, ...] = (1, 3, 3, 1)
 
@@ -763,19 +765,10 @@ class StyleGAN2Generator(nn.Module):
         return [self.encoder.layer_channels[i] for i in layer_ids]
 
     def _check_layer_ids(self, layer_ids: Sequence[int]) -> None:
-        n = self.num_layers
-        bad = [i for i in layer_ids if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"layer ids {bad} out of range; this encoder has layers 0..{n - 1}")
+        check_layer_ids(layer_ids, self.num_layers, "encoder")
 
     def _check_size(self, x: Tensor) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if h % self.multiple or w % self.multiple:
-            raise ValueError(
-                f"input height and width must be multiples of {self.multiple}, got {h}x{w}"
-            )
+        check_image_size(x, self.multiple)
 
     def forward(
         self,
