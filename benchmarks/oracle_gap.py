@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sesim.bench.judges import prepare_judges, score_translations
+from sesim.bench.judges import judge_paths, prepare_judges, score_translations
 from sesim.bench.presets import BenchPreset, parse_list
 from sesim.bench.quality import translate_all
 from sesim.bench.tasks import TaskData, class_mean_colours, prepare_data, structure_oracle
@@ -156,12 +156,11 @@ def analyse_task(
     bench = _bench_preset(results)
     data_seed = int(results["data_seed"])
     data = prepare_data(out, task, bench, data_seed)
-    judge_dir = data.root.parent / "judges"
-    missing = [f for f in ("segmenter.pt", "appearance.pt") if not (judge_dir / f).is_file()]
+    missing = [p for p in judge_paths(data).values() if not p.is_file()]
     if missing:
         print(
-            f"{task}: {', '.join(missing)} not in {judge_dir}; training the bench's judges again "
-            "(a few minutes on a CPU)",
+            f"{task}: {', '.join(p.name for p in missing)} not in {missing[0].parent}; training "
+            "the bench's judges again (a few minutes on a CPU)",
             file=sys.stderr,
             flush=True,
         )

@@ -211,6 +211,12 @@ def _save(path: Path, model: nn.Module, key: dict[str, Any]) -> None:
         torch.save({"key": key, "state_dict": model.state_dict()}, tmp)
 
 
+def judge_paths(data: TaskData) -> dict[str, Path]:
+    """Where `prepare_judges` caches the task's judges, by name (``segmenter``, ``appearance``)."""
+    folder = data.root.parent / "judges"
+    return {"segmenter": folder / "segmenter.pt", "appearance": folder / "appearance.pt"}
+
+
 def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.device) -> Judges:
     """Train (or load from ``data.root/../judges``) the segmenter and the appearance network.
 
@@ -220,7 +226,7 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
         seed: their seed.
         device: where they train and run.
     """
-    folder = data.root.parent / "judges"
+    paths = judge_paths(data)
     key = {"batch": bench.aux_batch, "seed": seed}
     seg_key = {
         **key,
@@ -230,7 +236,7 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
         "what": "segmenter",
     }
     segmenter = SmallSegmenter(data.num_classes, width=bench.seg_width, levels=bench.seg_levels)
-    if _cached(folder / "segmenter.pt", segmenter, seg_key):
+    if _cached(paths["segmenter"], segmenter, seg_key):
         segmenter = segmenter.to(device).eval()
     else:
         segmenter = train_segmenter(
@@ -244,11 +250,11 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
             seed=seed,
             device=device,
         )
-        _save(folder / "segmenter.pt", segmenter, seg_key)
+        _save(paths["segmenter"], segmenter, seg_key)
 
     app_key = {**key, "steps": bench.aux_steps, "width": bench.app_width, "what": "appearance"}
     appearance = AppearanceNet(data.num_classes, width=bench.app_width)
-    if _cached(folder / "appearance.pt", appearance, app_key):
+    if _cached(paths["appearance"], appearance, app_key):
         appearance = appearance.to(device).eval()
     else:
         appearance = train_appearance_net(
@@ -263,7 +269,7 @@ def prepare_judges(data: TaskData, bench: BenchPreset, seed: int, device: torch.
             seed=seed + 1,
             device=device,
         )
-        _save(folder / "appearance.pt", appearance, app_key)
+        _save(paths["appearance"], appearance, app_key)
 
     yardstick = evaluate_segmenter(
         segmenter, data.test_b, data.labels_test, data.num_classes, device=device
