@@ -20,6 +20,7 @@ from sesim.bench import (
     TaskData,
     aggregate_seeds,
     available_methods,
+    colour_transfer,
     mean_and_se,
     prepare_data,
     prepare_judges,
@@ -31,6 +32,7 @@ from sesim.bench import (
     train_run,
     translate_all,
 )
+from sesim.bench.tasks import histogram_transfer
 from sesim.cli.bench import add_parser as add_bench_parser
 from sesim.cli.bench import resolve_args
 from sesim.config import PRESETS, preset
@@ -279,6 +281,7 @@ def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "| fsesim |" in printed and str(out / "results.md") in printed
     md = (out / "results.md").read_text()
     assert "## layout" in md and "| table3-B |" in md and "*input A*" in md and "*oracle*" in md
+    assert "*colour transfer*" in md
     assert "| method | pixel acc | mIoU | FID | KID | target rate | ms/step | peak mem |" in md
     assert "--jobs 2" in md and "--seeds 0,1" in md and "training seeds 0, 1" in md
     assert "Lowest target rate of a run:" in md
@@ -287,7 +290,7 @@ def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert results["seeds"] == [0, 1] and results["data_seed"] == 0
     layout = results["tasks"]["layout"]
     rows = {r["method"]: r for r in layout["rows"]}
-    assert set(rows) == {"input A", "real B", "oracle", "fsesim", "table3-B"}
+    assert set(rows) == {"input A", "real B", "oracle", "colour transfer", "fsesim", "table3-B"}
     # Method rows: mean and standard error over the two seeds' runs.
     runs = [r for r in layout["runs"] if r["method"] == "fsesim"]
     assert [r["seed"] for r in runs] == [0, 1]
@@ -304,7 +307,7 @@ def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert rows["oracle"]["pixel_acc"] > rows["input A"]["pixel_acc"]
     # Per-class IoU: one value per class for every run and row; mIoU is their mean.
     classes = layout["classes"]
-    for r in [*layout["runs"], *layout["rows"][:3]]:
+    for r in [*layout["runs"], *layout["rows"][:4]]:
         present = [v for v in r["class_iou"] if v is not None]
         assert len(r["class_iou"]) == len(classes) and present
         assert r["miou"] == pytest.approx(sum(present) / len(present))
@@ -428,3 +431,35 @@ def test_a_run_folder_from_an_older_version_counts_missing_fields_as_defaults(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     with pytest.raises(UserError, match=r"another config \(.*retired_option"):
         check_run_dir(cfg, tmp_path)
+
+
+def test_histogram_transfer_maps_flat_colours_to_target_quantiles() -> None:
+    # Source: a quarter of pixels at -0.5, three quarters at 0.5 (ties, as flat regions give).
+    source = torch.full((1, 1, 4, 4), 0.5)
+    source[0, 0, 0] = -0.5
+    target = torch.linspace(-1, 1, 16).view(1, 1, 4, 4)
+    images = torch.tensor([-0.5, 0.5]).view(1, 1, 1, 2)
+    out = histogram_transfer(images, source, target)
+    # Mid-ranks: -0.5 sits at quantile 2/16, 0.5 at 10/16; each flat colour stays one colour.
+    expected = target.flatten()[[round(2 / 16 * 15), round(10 / 16 * 15)]]
+    assert torch.equal(out.flatten(), expected)
+    # Monotone and identity-like when both domains share their distribution.
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    out = histogram_transfer(x, x, x)
+    for c in range(3):
+        values = x[:, c].flatten().sort().values
+        gap = (values[1:] - values[:-1]).max()
+        assert (out[:, c] - x[:, c]).abs().max() <= gap
+        # Monotone: the order of the values is kept (ties allowed).
+        order = x[:, c].flatten().argsort()
+        assert (out[:, c].flatten()[order].diff() >= 0).all()
+
+
+def test_colour_transfer_recolours_inputs_with_target_values(toy_data: TaskData) -> None:
+    moved = colour_transfer(toy_data)
+    assert moved.shape == toy_data.test_a.shape
+    for c in range(3):
+        # Every value is one of the target domain's, and each flat input colour stays one colour.
+        assert torch.isin(moved[:, c], toy_data.train_b[:, c].unique()).all()
+        for value in toy_data.test_a[:, c].unique()[:5]:
+            assert moved[:, c][toy_data.test_a[:, c] == value].unique().numel() == 1

@@ -1,7 +1,8 @@
 """Benchmarks: translation methods compared on synthetic tasks with ground truth.
 
 - :mod:`sesim.bench.presets`: the benchmark scales and the training config of each row;
-- :mod:`sesim.bench.tasks`: the synthetic tasks' data (cached) and the structure oracle;
+- :mod:`sesim.bench.tasks`: the synthetic tasks' data (cached), the structure oracle and
+  the colour-transfer reference;
 - :mod:`sesim.bench.judges`: the segmenter and appearance network that score translations;
 - :mod:`sesim.bench.jobs`: training runs (reused or continued) and the process pool;
 - :mod:`sesim.bench.report`: the Markdown tables and results files both benchmarks write;
@@ -39,7 +40,7 @@ from sesim.bench.quality import (
     run_benchmark,
     translate_all,
 )
-from sesim.bench.tasks import TaskData, prepare_data, structure_oracle
+from sesim.bench.tasks import TaskData, colour_transfer, prepare_data, structure_oracle
 
 __all__ = [
     "ALL_METHODS",
@@ -55,6 +56,7 @@ __all__ = [
     "TaskData",
     "aggregate_seeds",
     "available_methods",
+    "colour_transfer",
     "mean_and_se",
     "prepare_data",
     "prepare_judges",
