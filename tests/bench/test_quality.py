@@ -32,7 +32,6 @@ from sesim.bench import (
     train_run,
     translate_all,
 )
-from sesim.bench.tasks import histogram_transfer
 from sesim.cli.bench import add_parser as add_bench_parser
 from sesim.cli.bench import resolve_args
 from sesim.config import PRESETS, preset
@@ -431,28 +430,6 @@ def test_a_run_folder_from_an_older_version_counts_missing_fields_as_defaults(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     with pytest.raises(UserError, match=r"another config \(.*retired_option"):
         check_run_dir(cfg, tmp_path)
-
-
-def test_histogram_transfer_maps_flat_colours_to_target_quantiles() -> None:
-    # Source: a quarter of pixels at -0.5, three quarters at 0.5 (ties, as flat regions give).
-    source = torch.full((1, 1, 4, 4), 0.5)
-    source[0, 0, 0] = -0.5
-    target = torch.linspace(-1, 1, 16).view(1, 1, 4, 4)
-    images = torch.tensor([-0.5, 0.5]).view(1, 1, 1, 2)
-    out = histogram_transfer(images, source, target)
-    # Mid-ranks: -0.5 sits at quantile 2/16, 0.5 at 10/16; each flat colour stays one colour.
-    expected = target.flatten()[[round(2 / 16 * 15), round(10 / 16 * 15)]]
-    assert torch.equal(out.flatten(), expected)
-    # Monotone and identity-like when both domains share their distribution.
-    x = torch.rand(2, 3, 8, 8) * 2 - 1
-    out = histogram_transfer(x, x, x)
-    for c in range(3):
-        values = x[:, c].flatten().sort().values
-        gap = (values[1:] - values[:-1]).max()
-        assert (out[:, c] - x[:, c]).abs().max() <= gap
-        # Monotone: the order of the values is kept (ties allowed).
-        order = x[:, c].flatten().argsort()
-        assert (out[:, c].flatten()[order].diff() >= 0).all()
 
 
 def test_colour_transfer_recolours_inputs_with_target_values(toy_data: TaskData) -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 from torch import Tensor
 
 from sesim.bench.presets import BenchPreset
+from sesim.data.colour import histogram_transfer
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.data.unpaired import derive_seed
 from sesim.errors import UserError
@@ -173,37 +174,9 @@ def structure_oracle(data: TaskData) -> Tensor:
     return means[data.labels_test].permute(0, 3, 1, 2).contiguous()
 
 
-def histogram_transfer(images: Tensor, source: Tensor, target: Tensor) -> Tensor:
-    """Map each channel of ``images`` through the monotone map that turns ``source``'s histogram
-    of that channel into ``target``'s (histogram matching, the classic global colour transfer).
-
-    A value is placed at its mid-rank among the source's values of the channel (so a flat
-    region, whose pixels tie, keeps one colour) and replaced by the target's value at that
-    quantile. No labels and no training: what a global, per-channel colour mapping alone does.
-
-    Args:
-        images: (N, C, H, W) images to map.
-        source: (M, C, H', W') images whose channel distributions ``images`` are assumed to
-            follow (domain A's training images).
-        target: (K, C, H'', W'') images whose channel distributions to match (domain B's).
-    Returns:
-        (N, C, H, W) mapped images, values drawn from ``target``'s.
-    """
-    out = torch.empty_like(images)
-    for c in range(images.shape[1]):
-        src = source[:, c].flatten().sort().values
-        tgt = target[:, c].flatten().sort().values
-        values = images[:, c].contiguous()
-        below = torch.searchsorted(src, values, right=False).double()
-        upto = torch.searchsorted(src, values, right=True).double()
-        quantile = ((below + upto) / (2 * src.numel())).clamp(0, 1)
-        out[:, c] = tgt[(quantile * (tgt.numel() - 1)).round().long()]
-    return out
-
-
 def colour_transfer(data: TaskData) -> Tensor:
     """The colour-transfer reference: every test input histogram-matched, channel by channel,
-    from domain A's training images to domain B's (:func:`histogram_transfer`).
+    from domain A's training images to domain B's (:func:`sesim.data.colour.histogram_transfer`).
 
     Args:
         data: the task.
