@@ -20,7 +20,7 @@ from sesim.errors import UserError
 from sesim.methods.sesim import structure_weight
 from sesim.nets.resnet import ResnetGenerator
 from sesim.runs import load_checkpoint
-from sesim.train import identity_warmup, train
+from sesim.train import colour_transfer_map, identity_warmup, train
 
 # ---------------------------------------------------------------------------------------------
 # Generator depth and warm-ups.
@@ -111,6 +111,32 @@ def test_identity_warmup_makes_the_generator_reproduce_its_input(dataset: Path) 
     identity_warmup(G, cfg, torch.device("cpu"), Dist())  # type: ignore[arg-type]
     after = F.l1_loss(G(x), x).item()
     assert after < 0.5 * before
+
+
+def test_colour_transfer_warmup_fits_domain_a_to_its_recolouring(dataset: Path) -> None:
+    cfg = _small(dataset)
+    cfg = replace(  # type: ignore[arg-type]
+        cfg,
+        optim=replace(  # type: ignore[attr-defined]
+            cfg.optim, lr=2e-3, identity_warmup=60, identity_warmup_target="colour_transfer"
+        ),
+    )
+    recolour = colour_transfer_map(cfg, torch.device("cpu"))
+    a = sorted((dataset / "trainA").glob("*.png"))[:2]
+    b = sorted((dataset / "trainB").glob("*.png"))[:2]
+    xa = torch.stack([load_image(f, 32) for f in a])
+    xb = torch.stack([load_image(f, 32) for f in b])
+    ya = recolour(xa)
+    assert F.l1_loss(ya, xa) > 0.05  # the two domains' colours differ: a real target
+    G = ResnetGenerator(3, 3, 8, 1, n_downsampling=1, antialias=False)
+    identity_warmup(G, cfg, torch.device("cpu"), Dist())  # type: ignore[arg-type]
+    with torch.no_grad():
+        # Domain A goes to its recolouring, domain B stays itself.
+        assert F.l1_loss(G(xa), ya) < F.l1_loss(G(xa), xa)
+        assert F.l1_loss(G(xb), xb) < F.l1_loss(G(xb), recolour(xb))
+    # The map is fitted on the same images on every rank and in every call.
+    again = colour_transfer_map(cfg, torch.device("cpu"))
+    assert torch.equal(again.source, recolour.source) and torch.equal(again.target, recolour.target)
 
 
 def test_balance_and_gan_warmup_train_and_log_the_weight(dataset: Path, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sesim.config import TrainConfig, dump_yaml, resolve_epochs, steps_per_epoch, to_dict
+from sesim.data.colour import ChannelHistograms
 from sesim.data.stream import batch_stream, fixed_samples, make_dataset, make_single_image_pair
 from sesim.data.unpaired import derive_seed
 from sesim.devices import (
@@ -594,9 +595,18 @@ def identity_warmup(
     G: torch.nn.Module, cfg: TrainConfig, device: torch.device, ranks: Dist
 ) -> None:
     """Fit ``G`` to reproduce training images (both domains) for ``cfg.optim.identity_warmup``
-    steps of L1 with a throw-away Adam; seeded by ``cfg.seed``, before any checkpoint."""
+    steps of L1 with a throw-away Adam; seeded by ``cfg.seed``, before any checkpoint.
+
+    With ``optim.identity_warmup_target: colour_transfer`` the images of domain A are fitted to
+    their histogram transfer towards domain B (:func:`colour_transfer_map`) instead of to
+    themselves."""
     warm = replace(
         cfg, seed=derive_seed(cfg.seed, 9), structure=replace(cfg.structure, augment=False)
+    )
+    recolour = (
+        colour_transfer_map(cfg, device)
+        if cfg.optim.identity_warmup_target == "colour_transfer"
+        else None
     )
     stream = batch_stream(warm, 0, device, ranks.rank, ranks.world)
     opt = torch.optim.Adam(
@@ -606,12 +616,33 @@ def identity_warmup(
     for _ in range(cfg.optim.identity_warmup):
         batch = next(stream)
         x = torch.cat([batch["A"], batch["B"]]).to(device)
-        loss = torch.nn.functional.l1_loss(G(x), x)
+        a = batch["A"] if recolour is None else recolour(batch["A"])
+        target = torch.cat([a, batch["B"]]).to(device)
+        loss = torch.nn.functional.l1_loss(G(x), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if ranks.world > 1:
             average_gradients(list(G.parameters()), ranks.world)
         opt.step()
+
+
+def colour_transfer_map(
+    cfg: TrainConfig, device: torch.device, images: int = 256
+) -> ChannelHistograms:
+    """The per-channel histogram map from domain A's training images to domain B's, fitted on
+    the first ``images`` images of each domain of a stream of its own (seeded by ``cfg.seed``;
+    the same on every rank)."""
+    fit = replace(
+        cfg, seed=derive_seed(cfg.seed, 10), structure=replace(cfg.structure, augment=False)
+    )
+    stream = batch_stream(fit, 0, device, 0, 1)
+    a: list[Tensor] = []
+    b: list[Tensor] = []
+    while len(a) * cfg.batch < images:
+        batch = next(stream)
+        a.append(batch["A"].cpu())
+        b.append(batch["B"].cpu())
+    return ChannelHistograms.fit(torch.cat(a), torch.cat(b))
 
 
 def _reschedule(opt: torch.optim.Optimizer, sched: Any) -> None:
