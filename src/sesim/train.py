@@ -631,17 +631,20 @@ def colour_transfer_map(
 ) -> ChannelHistograms:
     """The per-channel histogram map from domain A's training images to domain B's, fitted on
     the first ``images`` images of each domain of a stream of its own (seeded by ``cfg.seed``;
-    the same on every rank)."""
+    the same on every rank). The global random state is restored afterwards (the loader draws
+    from it), so that the rest of the run draws what it would with the identity start."""
     fit = replace(
         cfg, seed=derive_seed(cfg.seed, 10), structure=replace(cfg.structure, augment=False)
     )
-    stream = batch_stream(fit, 0, device, 0, 1)
     a: list[Tensor] = []
     b: list[Tensor] = []
-    while len(a) * cfg.batch < images:
-        batch = next(stream)
-        a.append(batch["A"].cpu())
-        b.append(batch["B"].cpu())
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        stream = batch_stream(fit, 0, device, 0, 1)
+        while len(a) * cfg.batch < images:
+            batch = next(stream)
+            a.append(batch["A"].cpu())
+            b.append(batch["B"].cpu())
+        del stream
     return ChannelHistograms.fit(torch.cat(a), torch.cat(b))
 
 
