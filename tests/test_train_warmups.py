@@ -144,6 +144,15 @@ def test_colour_transfer_warmup_fits_domain_a_to_its_recolouring(dataset: Path) 
     assert torch.equal(again.source, recolour.source) and torch.equal(again.target, recolour.target)
 
 
+def test_colour_transfer_target_without_warmup_says_it_does_nothing(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _small(dataset, steps=1)
+    optim = replace(cfg.optim, identity_warmup=0, identity_warmup_target="colour_transfer")  # type: ignore[attr-defined]
+    train(replace(cfg, optim=optim), tmp_path / "run", quiet=True)  # type: ignore[arg-type]
+    assert "colour_transfer has no effect without a warm-up" in capsys.readouterr().err
+
+
 def test_balance_and_gan_warmup_train_and_log_the_weight(dataset: Path, tmp_path: Path) -> None:
     cfg = _small(dataset, steps=3, balance=1.0, gan_warmup=2)
     cfg = replace(cfg, optim=replace(cfg.optim, identity_warmup=2))  # type: ignore[attr-defined]

@@ -435,6 +435,12 @@ def _train_ranks(
                 print(f"notice: {notice}", file=sys.stderr)
     elif state is None and cfg.optim.identity_warmup > 0:
         identity_warmup(nets.G, cfg, device, ranks)
+    elif state is None and cfg.optim.identity_warmup_target == "colour_transfer" and ranks.main:
+        print(
+            "notice: optim.identity_warmup_target colour_transfer has no effect without a "
+            "warm-up; set optim.identity_warmup to a number of steps (the CPU presets use 100)",
+            file=sys.stderr,
+        )
     # The averaged generator starts from the weights training starts from (after the warm-up
     # or the initialisation, or the checkpoint's average when resuming).
     average = WeightAverage(nets.G, cfg.optim.ema) if cfg.optim.ema > 0 else None
