@@ -644,13 +644,12 @@ def colour_transfer_map(
     )
     a: list[Tensor] = []
     b: list[Tensor] = []
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[]):  # the loader draws from the CPU generator only
         stream = batch_stream(fit, 0, device, 0, 1)
         while len(a) * cfg.batch < images:
             batch = next(stream)
             a.append(batch["A"].cpu())
             b.append(batch["B"].cpu())
-        del stream
     return ChannelHistograms.fit(torch.cat(a), torch.cat(b))
 
 

@@ -1,4 +1,4 @@
-"""Histogram matching: tied values, monotonicity, thinning, devices and bad input."""
+"""Histogram matching: tied values, monotonicity, thinning and bad input."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ def test_histogram_transfer_maps_flat_colours_to_target_quantiles() -> None:
         # Monotone: the order of the values is kept (ties allowed).
         order = x[:, c].flatten().argsort()
         assert (out[:, c].flatten()[order].diff() >= 0).all()
-
 
 
 def test_thinned_tables_keep_the_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
