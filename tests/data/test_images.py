@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from sesim.data import images
 from sesim.data.images import (
     IMAGE_EXTENSIONS,
     UnreadableImageWarning,
@@ -255,5 +254,3 @@ def test_to_pil_clamps_and_checks_shape() -> None:
     assert np.asarray(to_pil(t))[0, 0].tolist() == [0, 128, 255]
     with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         to_pil(torch.zeros(4, 2, 2))
-
-
