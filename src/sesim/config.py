@@ -174,6 +174,12 @@ class StructureConfig:
         weight_final: when > 0, the structure weight moves linearly from ``weight`` at the
             first adversarial step to ``weight_final`` at the last (0 = a constant ``weight``).
             Read by the single-modal SeSim recipe.
+        colour_anchor: weight of an L1 term ``|G(x) - T(x)|_1`` that pulls each translation
+            towards its input's per-channel histogram transfer to domain B
+            (:class:`~sesim.data.colour.ChannelHistograms`, fitted on 256 training images of
+            each domain; no labels): a global recolouring that says which input colour becomes
+            which target colour, which the self-similarity loss leaves open (0 = off). Read by
+            the single-modal SeSim recipe.
         loss: the loss settings (queries, window, similarity kind, comparison, learned heads).
     """
 
@@ -186,6 +192,7 @@ class StructureConfig:
     balance: float = 0.0
     gan_warmup: int = 0
     weight_final: float = 0.0
+    colour_anchor: float = 0.0
     loss: SpatialLossConfig = field(default_factory=SpatialLossConfig)
 
 
@@ -1156,6 +1163,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             cfg.structure.weight_final >= 0,
             f"structure.weight_final must be >= 0 (0 = constant weight), "
             f"got {cfg.structure.weight_final}",
+        ),
+        (
+            cfg.structure.colour_anchor >= 0,
+            f"structure.colour_anchor must be >= 0 (0 = off), got {cfg.structure.colour_anchor}",
         ),
         (
             cfg.baseline.identity_weight >= 0,

@@ -393,8 +393,24 @@ def _train_ranks(
     generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 4, ranks.rank))
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     sync = partial(average_gradients, world=ranks.world) if ranks.world > 1 else None
+    # The colour transfer A -> B, when the warm-up or the colour anchor reads it (the same on
+    # every rank, and again on resume: it depends on the config and the data only).
+    wants_recolour = cfg.structure.colour_anchor > 0 or (
+        state is None
+        and not cfg.init_from
+        and cfg.optim.identity_warmup > 0
+        and cfg.optim.identity_warmup_target == "colour_transfer"
+    )
+    recolour = colour_transfer_map(cfg, device).to(device) if wants_recolour else None
     ctx = StepContext(
-        cfg, optimizers, pools, generator, autocast_factory(cfg.precision, device), scaler, sync
+        cfg,
+        optimizers,
+        pools,
+        generator,
+        autocast_factory(cfg.precision, device),
+        scaler,
+        sync,
+        recolour=recolour if cfg.structure.colour_anchor > 0 else None,
     )
     history: dict[str, Any] = {"step_times": [], "peak_memory": 0}
     samples = start_step * cfg.batch * ranks.world
@@ -434,7 +450,7 @@ def _train_ranks(
             if ranks.main:
                 print(f"notice: {notice}", file=sys.stderr)
     elif state is None and cfg.optim.identity_warmup > 0:
-        identity_warmup(nets.G, cfg, device, ranks)
+        identity_warmup(nets.G, cfg, device, ranks, recolour)
     elif state is None and cfg.optim.identity_warmup_target == "colour_transfer" and ranks.main:
         print(
             "notice: optim.identity_warmup_target colour_transfer has no effect without a "
@@ -598,22 +614,25 @@ def _train_ranks(
 
 
 def identity_warmup(
-    G: torch.nn.Module, cfg: TrainConfig, device: torch.device, ranks: Dist
+    G: torch.nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+    ranks: Dist,
+    recolour: ChannelHistograms | None = None,
 ) -> None:
     """Fit ``G`` to reproduce training images (both domains) for ``cfg.optim.identity_warmup``
     steps of L1 with a throw-away Adam; seeded by ``cfg.seed``, before any checkpoint.
 
     With ``optim.identity_warmup_target: colour_transfer`` the images of domain A are fitted to
-    their histogram transfer towards domain B (:func:`colour_transfer_map`) instead of to
-    themselves."""
+    their histogram transfer towards domain B (``recolour``, or :func:`colour_transfer_map`
+    when it is not given) instead of to themselves."""
     warm = replace(
         cfg, seed=derive_seed(cfg.seed, 9), structure=replace(cfg.structure, augment=False)
     )
-    recolour = (
-        colour_transfer_map(cfg, device)
-        if cfg.optim.identity_warmup_target == "colour_transfer"
-        else None
-    )
+    if cfg.optim.identity_warmup_target != "colour_transfer":
+        recolour = None
+    elif recolour is None:
+        recolour = colour_transfer_map(cfg, device)
     stream = batch_stream(warm, 0, device, ranks.rank, ranks.world)
     opt = torch.optim.Adam(
         G.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2)
@@ -622,8 +641,8 @@ def identity_warmup(
     for _ in range(cfg.optim.identity_warmup):
         batch = next(stream)
         x = torch.cat([batch["A"], batch["B"]]).to(device)
-        a = batch["A"] if recolour is None else recolour(batch["A"])
-        target = torch.cat([a, batch["B"]]).to(device)
+        a = batch["A"] if recolour is None else recolour(batch["A"].to(device))
+        target = torch.cat([a.to(device), batch["B"].to(device)])
         loss = torch.nn.functional.l1_loss(G(x), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -77,6 +77,9 @@ class StepContext:
         scaler: gradient scaler (fp16) or None.
         sync: averages gradients across ranks before each step (multi-process runs), or None.
         step: the number of optimisation steps taken before this one (set by the loop).
+        recolour: the colour transfer from domain A to domain B
+            (:func:`sesim.train.colour_transfer_map`) on the run's device, when
+            ``structure.colour_anchor`` asks for it; None otherwise.
     """
 
     cfg: TrainConfig
@@ -87,6 +90,7 @@ class StepContext:
     scaler: torch.amp.GradScaler | None = None
     sync: Callable[[list[nn.Parameter]], None] | None = None
     step: int = 0
+    recolour: Callable[[Tensor], Tensor] | None = None
 
     def amp(self) -> AbstractContextManager[None]:
         return self.autocast() if self.autocast is not None else nullcontext()

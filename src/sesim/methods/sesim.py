@@ -7,7 +7,8 @@ One step, in the public code's order:
 2. heads (LSeSim only): InfoNCE on src = [x, x], positives = [fake (detached), jitter(x)],
    others = [flip(y), flip(jitter(y))] (both spatial axes flipped);
 3. discriminator: real y against a pooled, detached fake;
-4. generator: GAN loss + lambda * structure loss(x, fake) (+ optional identity terms).
+4. generator: GAN loss + lambda * structure loss(x, fake) (+ optional identity terms and the
+   colour anchor ``|fake - T(x)|_1`` towards the input's colour transfer T).
 
 VGG stays frozen; no gradient is ever computed for its weights.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sesim.config import TrainConfig
@@ -202,6 +204,12 @@ def train_step(nets: SesimNets, ctx: StepContext, batch: dict[str, Tensor]) -> d
                 )
                 loss_g = loss_g + s.identity_structure_weight * loss_idt_s
                 logs["G_idt_struct"] = loss_idt_s.detach()
+        if s.colour_anchor > 0:
+            if ctx.recolour is None:
+                raise RuntimeError("structure.colour_anchor needs ctx.recolour (set by training)")
+            loss_anchor = F.l1_loss(fake_b, ctx.recolour(real_a))
+            loss_g = loss_g + s.colour_anchor * loss_anchor
+            logs["G_anchor"] = loss_anchor.detach()
     ctx.update("G", loss_g)
     for module in frozen:
         module.requires_grad_(True)
