@@ -150,6 +150,16 @@ def test_only_tiny_lsesim_speeds_up_its_discriminator() -> None:
         assert cfg.optim.lr_d == cfg.optim.lr * expected, name
 
 
+def test_only_tiny_lsesim_anchors_to_the_colour_transfer() -> None:
+    """``tiny-lsesim`` keeps its translations near the inputs' colour transfer with weight 2
+    (section 6 of docs/structure.md, "An anchor to the colour transfer"); no other preset, the
+    paper's included, carries the term, so it cannot leak into a preset it was not measured
+    for."""
+    for name, build in PRESETS.items():
+        expected = 2.0 if name == "tiny-lsesim" else 0.0
+        assert build().structure.colour_anchor == expected, name
+
+
 def test_only_tiny_lsesim_drops_the_image_pool() -> None:
     """``tiny-lsesim`` trains without the image pool (section 6 of docs/structure.md); every other
     single-modal preset, the paper's, ``tiny`` and the baselines' included, keeps the public

@@ -28,6 +28,7 @@ from sesim.data.stream import batch_stream
 from sesim.data.synthetic import write_synthetic_dataset
 from sesim.losses.adversarial import ImagePool
 from sesim.methods import StepContext, get_method
+from sesim.train import colour_transfer_map
 
 META = torch.device("meta")
 PRESETS = [
@@ -120,11 +121,18 @@ def test_a_training_step_reads_no_device_value(name: str, data: Path) -> None:
     nets = method.build(cfg)
     for module in nets.all_modules():
         module.to(META)
+    # The colour anchor's map is fitted on the CPU before training and moved to the device once.
+    recolour = (
+        colour_transfer_map(cfg, torch.device("cpu")).to(META)
+        if cfg.structure.colour_anchor > 0
+        else None
+    )
     ctx = StepContext(
         cfg,
         method.build_optimizers(cfg, nets),
         {pool: ImagePool(cfg.optim.pool_size) for pool in method.POOLS},
         torch.Generator().manual_seed(0),
+        recolour=recolour,
     )
     copies = BlockingCopies()
     with copies:

@@ -551,7 +551,11 @@ def _tiny_lsesim() -> TrainConfig:
     their histogram transfer towards domain B (``optim.identity_warmup_target``
     ``colour_transfer``): training starts from a global recolouring, which raised ``layout``
     mIoU by 0.034 ± 0.013 over 14 runs against 8 (signs and bushes) and left ``maps`` and
-    ``shapes`` within the noise (section 6, "A start recoloured towards the target")."""
+    ``shapes`` within the noise (section 6, "A start recoloured towards the target"). Through
+    training, an L1 anchor with weight 2 keeps the translations near that recolouring
+    (``structure.colour_anchor``): ``maps`` mIoU higher in six of six seeds (paired +0.067 ±
+    0.015; forest and water keep the colours the map gives them), ``layout`` and ``shapes``
+    within the noise (section 6, "An anchor to the colour transfer")."""
     base = _tiny()
     return replace(
         base,
@@ -560,6 +564,7 @@ def _tiny_lsesim() -> TrainConfig:
             base.structure,
             augment=True,
             identity_weight=5.0,
+            colour_anchor=2.0,
             loss=replace(base.structure.loss, learned=True),
         ),
         optim=replace(

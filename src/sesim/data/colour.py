@@ -1,7 +1,8 @@
 """Histogram matching: a global, per-channel colour transfer from one image set to another.
 
 Used to start a generator from the input recoloured towards the target domain
-(``optim.identity_warmup_target: colour_transfer``) and as the benchmarks' label-free
+(``optim.identity_warmup_target: colour_transfer``), to keep its translations near that
+recolouring during training (``structure.colour_anchor``) and as the benchmarks' label-free
 *colour transfer* reference row.
 """
 
