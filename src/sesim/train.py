@@ -393,15 +393,11 @@ def _train_ranks(
     generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 4, ranks.rank))
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     sync = partial(average_gradients, world=ranks.world) if ranks.world > 1 else None
-    # The colour transfer A -> B, when the warm-up or the colour anchor reads it (the same on
-    # every rank, and again on resume: it depends on the config and the data only).
-    wants_recolour = cfg.structure.colour_anchor > 0 or (
-        state is None
-        and not cfg.init_from
-        and cfg.optim.identity_warmup > 0
-        and cfg.optim.identity_warmup_target == "colour_transfer"
+    # The colour anchor's map A -> B (the same on every rank, and again on resume: it depends on
+    # the config and the data only); a colour-transfer warm-up reuses it.
+    recolour = (
+        colour_transfer_map(cfg, device).to(device) if cfg.structure.colour_anchor > 0 else None
     )
-    recolour = colour_transfer_map(cfg, device).to(device) if wants_recolour else None
     ctx = StepContext(
         cfg,
         optimizers,
@@ -410,7 +406,7 @@ def _train_ranks(
         autocast_factory(cfg.precision, device),
         scaler,
         sync,
-        recolour=recolour if cfg.structure.colour_anchor > 0 else None,
+        recolour=recolour,
     )
     history: dict[str, Any] = {"step_times": [], "peak_memory": 0}
     samples = start_step * cfg.batch * ranks.world
@@ -632,7 +628,7 @@ def identity_warmup(
     if cfg.optim.identity_warmup_target != "colour_transfer":
         recolour = None
     elif recolour is None:
-        recolour = colour_transfer_map(cfg, device)
+        recolour = colour_transfer_map(cfg, device).to(device)
     stream = batch_stream(warm, 0, device, ranks.rank, ranks.world)
     opt = torch.optim.Adam(
         G.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2)
@@ -640,9 +636,9 @@ def identity_warmup(
     G.train()
     for _ in range(cfg.optim.identity_warmup):
         batch = next(stream)
-        x = torch.cat([batch["A"], batch["B"]]).to(device)
-        a = batch["A"] if recolour is None else recolour(batch["A"].to(device))
-        target = torch.cat([a.to(device), batch["B"].to(device)])
+        real_a, real_b = batch["A"].to(device), batch["B"].to(device)
+        x = torch.cat([real_a, real_b])
+        target = x if recolour is None else torch.cat([recolour(real_a), real_b])
         loss = torch.nn.functional.l1_loss(G(x), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
